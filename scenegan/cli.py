@@ -1,0 +1,197 @@
+"""The `scenegan` command: one thin parser per stage, dispatching to the library.
+
+The command names and flags are a contract (see DESIGN.md): scripts and schedules call
+them. Stages that are not built yet still parse their full flag set, so `--help` documents
+them, and then exit with status 3 and a message saying so instead of pretending to work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from scenegan import __version__
+
+EXIT_NOT_BUILT = 3
+
+BEAM_EPILOG = (
+    "Any Apache Beam pipeline option is accepted too, e.g. --runner DataflowRunner "
+    "--project P --region R --temp_location gs://BUCKET/tmp submits the same job to Dataflow."
+)
+PATTERN_HELP = (
+    "a local file, directory or glob, a gs:// glob, or a manifest (.txt with one URI per "
+    "line, or .parquet with a 'uri' column); repeatable"
+)
+
+
+class NotBuiltError(RuntimeError):
+    """A contract command whose implementation has not landed yet."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_beam_options", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.beam_args = extra
+    try:
+        return int(args.handler(args) or 0)
+    except NotBuiltError as error:
+        print(f"scenegan {args.command}: {error}", file=sys.stderr)
+        return EXIT_NOT_BUILT
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scenegan",
+        description="GAN stylization of natural-scene images: ingest -> train -> export -> "
+        "stylize, locally or on Google Cloud.",
+    )
+    parser.add_argument("--version", action="version", version=f"scenegan {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (summary, add_arguments, handler, beam) in _COMMANDS.items():
+        sub = commands.add_parser(
+            name, help=summary, description=summary, epilog=BEAM_EPILOG if beam else None
+        )
+        add_arguments(sub)
+        sub.set_defaults(handler=handler, accepts_beam_options=beam)
+    return parser
+
+
+# --- argument sets ------------------------------------------------------------------
+
+
+def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", action="append", required=True, metavar="PATTERN",
+                        help=PATTERN_HELP)
+    parser.add_argument("--domain", required=True, help="domain name, e.g. photo or monet")
+    parser.add_argument("--output", required=True, metavar="DATASET",
+                        help="dataset root (local or gs://)")
+    parser.add_argument("--size", type=int, default=256, metavar="PX",
+                        help="short side of the stored images (default: 256)")
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, metavar="DATASET", help="ingest output")
+    parser.add_argument("--output", required=True, metavar="RUN", help="run directory")
+    parser.add_argument("--task", choices=("unpaired", "unconditional", "paired"),
+                        default="unpaired")
+    parser.add_argument("--source-domain", metavar="NAME")
+    parser.add_argument("--target-domain", metavar="NAME")
+    parser.add_argument("--preset", default="small", metavar="NAME",
+                        help="tiny | small | cyclegan")
+    parser.add_argument("--steps", type=int, metavar="N")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the run's last checkpoint")
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, metavar="RUN")
+    parser.add_argument("--output", required=True, metavar="MODEL")
+
+
+def _import_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", required=True, choices=("cyclegan",))
+    parser.add_argument("--weights", required=True, metavar="FILE")
+    parser.add_argument("--output", required=True, metavar="MODEL")
+
+
+def _stylize_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="MODEL")
+    parser.add_argument("--input", action="append", required=True, metavar="PATTERN",
+                        help=PATTERN_HELP)
+    parser.add_argument("--output", required=True, metavar="OUT")
+
+
+def _generate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="MODEL")
+    parser.add_argument("--count", type=int, required=True, metavar="N")
+    parser.add_argument("--output", required=True, metavar="OUT")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _registry_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("list", "promote"))
+    parser.add_argument("registry", nargs="?", metavar="REGISTRY")
+    parser.add_argument("--run", metavar="RUN")
+    parser.add_argument("--force", action="store_true")
+
+
+def _scene_arguments(parser: argparse.ArgumentParser) -> None:
+    from scenegan.styles import STYLES
+
+    parser.add_argument("--output", required=True, metavar="DIR")
+    parser.add_argument("--count", type=int, default=64, metavar="N")
+    parser.add_argument("--size", type=int, default=256, metavar="PX", help="square side")
+    parser.add_argument("--seed", type=int, default=0, help="scene stream; same seed = same bytes")
+    parser.add_argument("--style", choices=sorted(STYLES),
+                        help="apply this known-answer style transform to every scene")
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    from scenegan.styles import STYLES
+
+    parser.add_argument("--output", default="demo-output", metavar="DIR")
+    parser.add_argument("--count", type=int, default=48, metavar="N",
+                        help="scenes per domain (default: 48)")
+    parser.add_argument("--size", type=int, default=128, metavar="PX")
+    parser.add_argument("--style", choices=sorted(STYLES), default="painting")
+
+
+# --- handlers -----------------------------------------------------------------------
+
+
+def _not_built(what: str, issue: int) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        raise NotBuiltError(f"not built yet: {what} lands with issue #{issue}.")
+
+    return handler
+
+
+def _scenes(args: argparse.Namespace) -> int:
+    from scenegan.scenes import write_scenes
+
+    paths = write_scenes(
+        args.output, args.count, width=args.size, height=args.size, seed=args.seed,
+        style=args.style,
+    )
+    print(f"wrote {len(paths)} scenes to {args.output}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from scenegan.demo import run_demo
+
+    run_demo(Path(args.output), count=args.count, size=args.size, style=args.style)
+    return 0
+
+
+_Command = tuple[str, Callable[[argparse.ArgumentParser], None],
+                 Callable[[argparse.Namespace], int], bool]
+
+_COMMANDS: dict[str, _Command] = {
+    "ingest": ("Ingest images into a Parquet scene dataset (Beam).", _ingest_arguments,
+               _not_built("the ingest pipeline", 4), True),
+    "train": ("Train a GAN on a scene dataset.", _train_arguments,
+              _not_built("GAN training", 3), False),
+    "export": ("Export a training run's EMA generator as a MODEL.", _export_arguments,
+               _not_built("model export", 3), False),
+    "import": ("Import a generator trained elsewhere as a MODEL.", _import_arguments,
+               _not_built("model import", 3), False),
+    "stylize": ("Stylize images with a MODEL (Beam RunInference).", _stylize_arguments,
+                _not_built("the stylize pipeline", 5), True),
+    "generate": ("Generate scenes from an unconditional MODEL (Beam).", _generate_arguments,
+                 _not_built("unconditional generation", 5), True),
+    "registry": ("List or promote versioned models in a registry.", _registry_arguments,
+                 _not_built("the model registry", 6), False),
+    "scenes": ("Write procedural natural scenes (the embedded dataset).", _scene_arguments,
+               _scenes, False),
+    "demo": ("End-to-end demo on the embedded procedural scenes.", _demo_arguments,
+             _demo, False),
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
