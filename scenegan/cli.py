@@ -64,27 +64,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", action="append", required=True, metavar="PATTERN",
-                        help=PATTERN_HELP)
+    parser.add_argument(
+        "--input", action="append", required=True, metavar="PATTERN", help=PATTERN_HELP
+    )
     parser.add_argument("--domain", required=True, help="domain name, e.g. photo or monet")
-    parser.add_argument("--output", required=True, metavar="DATASET",
-                        help="dataset root (local or gs://)")
-    parser.add_argument("--size", type=int, default=256, metavar="PX",
-                        help="short side of the stored images (default: 256)")
+    parser.add_argument(
+        "--output", required=True, metavar="DATASET", help="dataset root (local or gs://)"
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=256,
+        metavar="PX",
+        help="short side of the stored images (default: 256)",
+    )
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="DATASET", help="ingest output")
     parser.add_argument("--output", required=True, metavar="RUN", help="run directory")
-    parser.add_argument("--task", choices=("unpaired", "unconditional", "paired"),
-                        default="unpaired")
+    parser.add_argument(
+        "--task", choices=("unpaired", "unconditional", "paired"), default="unpaired"
+    )
     parser.add_argument("--source-domain", metavar="NAME")
     parser.add_argument("--target-domain", metavar="NAME")
-    parser.add_argument("--preset", default="small", metavar="NAME",
-                        help="tiny | small | cyclegan")
+    parser.add_argument("--preset", default="small", metavar="NAME", help="tiny | small | cyclegan")
     parser.add_argument("--steps", type=int, metavar="N")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the run's last checkpoint")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the run's last checkpoint"
+    )
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,8 +108,9 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _stylize_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="MODEL")
-    parser.add_argument("--input", action="append", required=True, metavar="PATTERN",
-                        help=PATTERN_HELP)
+    parser.add_argument(
+        "--input", action="append", required=True, metavar="PATTERN", help=PATTERN_HELP
+    )
     parser.add_argument("--output", required=True, metavar="OUT")
 
 
@@ -126,16 +135,20 @@ def _scene_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=64, metavar="N")
     parser.add_argument("--size", type=int, default=256, metavar="PX", help="square side")
     parser.add_argument("--seed", type=int, default=0, help="scene stream; same seed = same bytes")
-    parser.add_argument("--style", choices=sorted(STYLES),
-                        help="apply this known-answer style transform to every scene")
+    parser.add_argument(
+        "--style",
+        choices=sorted(STYLES),
+        help="apply this known-answer style transform to every scene",
+    )
 
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     from scenegan.styles import STYLES
 
     parser.add_argument("--output", default="demo-output", metavar="DIR")
-    parser.add_argument("--count", type=int, default=48, metavar="N",
-                        help="scenes per domain (default: 48)")
+    parser.add_argument(
+        "--count", type=int, default=48, metavar="N", help="scenes per domain (default: 48)"
+    )
     parser.add_argument("--size", type=int, default=128, metavar="PX")
     parser.add_argument("--style", choices=sorted(STYLES), default="painting")
 
@@ -154,7 +167,11 @@ def _scenes(args: argparse.Namespace) -> int:
     from scenegan.scenes import write_scenes
 
     paths = write_scenes(
-        args.output, args.count, width=args.size, height=args.size, seed=args.seed,
+        args.output,
+        args.count,
+        width=args.size,
+        height=args.size,
+        seed=args.seed,
         style=args.style,
     )
     print(f"wrote {len(paths)} scenes to {args.output}")
@@ -168,28 +185,60 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-_Command = tuple[str, Callable[[argparse.ArgumentParser], None],
-                 Callable[[argparse.Namespace], int], bool]
+_Command = tuple[
+    str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], bool
+]
 
 _COMMANDS: dict[str, _Command] = {
-    "ingest": ("Ingest images into a Parquet scene dataset (Beam).", _ingest_arguments,
-               _not_built("the ingest pipeline", 4), True),
-    "train": ("Train a GAN on a scene dataset.", _train_arguments,
-              _not_built("GAN training", 3), False),
-    "export": ("Export a training run's EMA generator as a MODEL.", _export_arguments,
-               _not_built("model export", 3), False),
-    "import": ("Import a generator trained elsewhere as a MODEL.", _import_arguments,
-               _not_built("model import", 3), False),
-    "stylize": ("Stylize images with a MODEL (Beam RunInference).", _stylize_arguments,
-                _not_built("the stylize pipeline", 5), True),
-    "generate": ("Generate scenes from an unconditional MODEL (Beam).", _generate_arguments,
-                 _not_built("unconditional generation", 5), True),
-    "registry": ("List or promote versioned models in a registry.", _registry_arguments,
-                 _not_built("the model registry", 6), False),
-    "scenes": ("Write procedural natural scenes (the embedded dataset).", _scene_arguments,
-               _scenes, False),
-    "demo": ("End-to-end demo on the embedded procedural scenes.", _demo_arguments,
-             _demo, False),
+    "ingest": (
+        "Ingest images into a Parquet scene dataset (Beam).",
+        _ingest_arguments,
+        _not_built("the ingest pipeline", 4),
+        True,
+    ),
+    "train": (
+        "Train a GAN on a scene dataset.",
+        _train_arguments,
+        _not_built("GAN training", 3),
+        False,
+    ),
+    "export": (
+        "Export a training run's EMA generator as a MODEL.",
+        _export_arguments,
+        _not_built("model export", 3),
+        False,
+    ),
+    "import": (
+        "Import a generator trained elsewhere as a MODEL.",
+        _import_arguments,
+        _not_built("model import", 3),
+        False,
+    ),
+    "stylize": (
+        "Stylize images with a MODEL (Beam RunInference).",
+        _stylize_arguments,
+        _not_built("the stylize pipeline", 5),
+        True,
+    ),
+    "generate": (
+        "Generate scenes from an unconditional MODEL (Beam).",
+        _generate_arguments,
+        _not_built("unconditional generation", 5),
+        True,
+    ),
+    "registry": (
+        "List or promote versioned models in a registry.",
+        _registry_arguments,
+        _not_built("the model registry", 6),
+        False,
+    ),
+    "scenes": (
+        "Write procedural natural scenes (the embedded dataset).",
+        _scene_arguments,
+        _scenes,
+        False,
+    ),
+    "demo": ("End-to-end demo on the embedded procedural scenes.", _demo_arguments, _demo, False),
 }
 
 

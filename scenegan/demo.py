@@ -23,10 +23,18 @@ STYLE_SEED = 1  # another scene stream: the style domain never contains the phot
 def run_demo(output: Path, *, count: int = 48, size: int = 128, style: str = "painting") -> None:
     """Write the demo data under `output` and print what was made and what comes next."""
     started = time.perf_counter()
-    photos = write_scenes(output / "scenes" / "photo", count, width=size, height=size,
-                          seed=PHOTO_SEED, prefix="photo")
-    styled = write_scenes(output / "scenes" / style, count, width=size, height=size,
-                          seed=STYLE_SEED, style=style, prefix=style)
+    photos = write_scenes(
+        output / "scenes" / "photo", count, width=size, height=size, seed=PHOTO_SEED, prefix="photo"
+    )
+    styled = write_scenes(
+        output / "scenes" / style,
+        count,
+        width=size,
+        height=size,
+        seed=STYLE_SEED,
+        style=style,
+        prefix=style,
+    )
     preview = output / "preview.png"
     write_preview(preview, style=style, size=size)
     elapsed = time.perf_counter() - started
@@ -34,8 +42,10 @@ def run_demo(output: Path, *, count: int = 48, size: int = 128, style: str = "pa
     print(f"demo: {len(styled)} unpaired '{style}' scenes -> {styled[0].parent}")
     print(f"demo: preview of photo vs true '{style}' -> {preview}")
     print(f"demo: data made in {elapsed:.1f}s")
-    print("demo: next stages (ingest #4, train/export #3, stylize #5) are not built yet; "
-          "the demo runs them as they land.")
+    print(
+        "demo: next stages (ingest #4, train/export #3, stylize #5) are not built yet; "
+        "the demo runs them as they land."
+    )
 
 
 def write_preview(path: Path, *, style: str, size: int, columns: int = 6) -> None:

@@ -170,7 +170,7 @@ def _open(data: bytes) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except Image.DecompressionBombError as error:
-        raise ImageError("too_large", str(error)) from error
+        raise ImageError("too_large", f"refused from its header: {error}") from error
     except UnidentifiedImageError:
         raise _classify_unidentified(data) from None
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as error:
@@ -191,7 +191,8 @@ def _classify_unidentified(data: bytes) -> ImageError:
     if other is not None:
         return ImageError(
             "unsupported_format",
-            f"a {other} image; scenegan accepts {', '.join(ACCEPTED_FORMATS)}: convert it first",
+            f"format {other} is not accepted (accepted: {', '.join(ACCEPTED_FORMATS)}); "
+            "convert it to PNG or JPEG first",
         )
     return ImageError("not_an_image", f"not a recognised image format ({len(data)} bytes)")
 
@@ -213,7 +214,14 @@ def _looks_truncated(claimed: str, data: bytes) -> bool:
 def _classify_failure(data: bytes, error: BaseException) -> ImageError:
     message = str(error) or type(error).__name__
     lowered = message.lower()
-    if "truncated" in lowered or "premature" in lowered or isinstance(error, EOFError):
+    claimed = sniff_format(data)
+    size_declared = claimed in ("WEBP", "BMP") and _looks_truncated(claimed, data)
+    if (
+        size_declared
+        or "truncated" in lowered
+        or "premature" in lowered
+        or isinstance(error, EOFError)
+    ):
         return ImageError("truncated", f"{message} ({len(data)} bytes)")
     return ImageError("unreadable", f"{type(error).__name__}: {message}")
 
@@ -268,6 +276,11 @@ def _check_size(width: int, height: int, limits: DecodeLimits) -> None:
 
 
 def _load(image: Image.Image, data: bytes) -> None:
+    # Some libraries flip Pillow's process-wide LOAD_TRUNCATED_IMAGES on, after which a cut
+    # JPEG decodes silently with a grey bottom. The image layer's verdict must not depend on
+    # that: a JPEG whose last scan never reaches an EOI marker is truncated, full stop.
+    if image.format == "JPEG" and b"\xff\xd9" not in data[data.rfind(b"\xff\xda") :]:
+        raise ImageError("truncated", f"JPEG ends without its EOI marker ({len(data)} bytes)")
     try:
         image.load()
     except Image.DecompressionBombError as error:

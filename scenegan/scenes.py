@@ -130,10 +130,9 @@ def _paint(rng: np.random.Generator, layout: SceneLayout, width: int, height: in
     xs = (np.arange(width, dtype=np.float32) + 0.5) / width  # (W,)
 
     canvas = _sky(rng, layout, xs, ys, zenith_c, horizon_c)  # (H, W, 3)
-    land_top = np.full(width, layout.horizon, dtype=np.float32)  # highest land per column
-    for layer in range(layout.mountain_layers):
-        land_top = _mountain(rng, layout, canvas, xs, ys, layer, horizon_c, land_top)
-    land_top = _hills(rng, layout, canvas, xs, ys, horizon_c, land_top)
+    for layer in range(layout.mountain_layers):  # far to near: each paints over the last
+        _mountain(rng, layout, canvas, ys, layer, horizon_c)
+    _hills(rng, layout, canvas, ys, horizon_c)
     _field(rng, layout, canvas, xs, ys, horizon_c)
     if layout.has_water:
         _lake(rng, layout, canvas, ys)
@@ -184,9 +183,9 @@ def _clouds(rng, layout, canvas, ys) -> None:
     canvas += (density * 0.85)[..., None] * (cloud - canvas)
 
 
-def _mountain(rng, layout, canvas, xs, ys, layer, haze, land_top) -> np.ndarray:
-    """Paint one ridge (layer 0 is farthest); returns the new highest-land line."""
-    height, width = canvas.shape[:2]
+def _mountain(rng, layout, canvas, ys, layer, haze) -> None:
+    """Paint one ridge and everything below it; layer 0 is the farthest and haziest."""
+    width = canvas.shape[1]
     depth = 1.0 - layer / 3.0  # 1 = far, hazier
     base = layout.horizon + 0.01
     peak = rng.uniform(0.12, 0.32) * (0.6 + 0.4 * depth)
@@ -209,10 +208,9 @@ def _mountain(rng, layout, canvas, xs, ys, layer, haze, land_top) -> np.ndarray:
     haze_amount = 0.15 + 0.55 * depth * (1 - layer / max(layout.mountain_layers, 1))
     colour = colour * (1 - haze_amount) + haze[None, None, :] * haze_amount
     canvas[:] = np.where(inside[..., None], colour, canvas)
-    return np.minimum(land_top, top)
 
 
-def _hills(rng, layout, canvas, xs, ys, haze, land_top) -> np.ndarray:
+def _hills(rng, layout, canvas, ys, haze) -> None:
     height, width = canvas.shape[:2]
     _, hill, _ = _SEASON_COLOURS[layout.season]
     top = layout.horizon - rng.uniform(0.01, 0.08) * _fbm1d(rng, width, points=3, octaves=3)
@@ -221,7 +219,6 @@ def _hills(rng, layout, canvas, xs, ys, haze, land_top) -> np.ndarray:
     colour = colour * 0.7 + haze[None, None, :] * 0.3
     inside = ys[:, None] >= top[None, :]
     canvas[:] = np.where(inside[..., None], colour, canvas)
-    return np.minimum(land_top, top)
 
 
 def _field(rng, layout, canvas, xs, ys, haze) -> None:
@@ -292,8 +289,11 @@ def _conifer(draw, x, y, size, colour, trunk, *, snowy: bool) -> None:
         draw.polygon([(x - spread, bottom), (x + spread, bottom), (x, apex)], fill=colour)
         if snowy:
             draw.polygon(
-                [(x - spread * 0.3, apex + size * 0.14), (x + spread * 0.3, apex + size * 0.14),
-                 (x, apex)],
+                [
+                    (x - spread * 0.3, apex + size * 0.14),
+                    (x + spread * 0.3, apex + size * 0.14),
+                    (x, apex),
+                ],
                 fill=(236, 240, 248),
             )
 
@@ -324,7 +324,9 @@ def _fbm1d(rng: np.random.Generator, length: int, *, points: int, octaves: int) 
     return total / norm
 
 
-def _fbm2d(rng: np.random.Generator, height: int, width: int, *, cells: int, octaves: int) -> np.ndarray:
+def _fbm2d(
+    rng: np.random.Generator, height: int, width: int, *, cells: int, octaves: int
+) -> np.ndarray:
     """Fractal 2-D value noise in [0, 1], (H, W) float32: bicubic-upsampled random grids."""
     total = np.zeros((height, width), dtype=np.float32)
     amplitude, norm = 1.0, 0.0

@@ -50,7 +50,9 @@ def painting(image: Image.Image, *, radius: int | None = None) -> Image.Image:
     grade = np.array(  # rows: output R, G, B from input R, G, B
         [[1.12, 0.16, -0.08], [0.04, 0.98, 0.0], [-0.14, 0.12, 0.74]], dtype=np.float32
     )
-    graded = np.clip(saturated @ grade.T, 0.0, 1.0) ** np.float32(0.85)  # open the mid-tones like thinned paint
+    graded = np.clip(saturated @ grade.T, 0.0, 1.0) ** np.float32(
+        0.85
+    )  # open the mid-tones like thinned paint
     shadow = np.clip(1.0 - graded.mean(axis=-1, keepdims=True) * 2.2, 0, 1)
     violet = np.array([0.22, 0.12, 0.30], dtype=np.float32)
     return Image.fromarray(_to_uint8(graded + shadow * violet * 0.35), "RGB")
@@ -78,12 +80,20 @@ def _to_uint8(pixels: np.ndarray) -> np.ndarray:
 def _sobel_magnitude(luminance: np.ndarray) -> np.ndarray:
     padded = np.pad(luminance, 1, mode="edge")
     gx = (
-        padded[:-2, 2:] + 2 * padded[1:-1, 2:] + padded[2:, 2:]
-        - padded[:-2, :-2] - 2 * padded[1:-1, :-2] - padded[2:, :-2]
+        padded[:-2, 2:]
+        + 2 * padded[1:-1, 2:]
+        + padded[2:, 2:]
+        - padded[:-2, :-2]
+        - 2 * padded[1:-1, :-2]
+        - padded[2:, :-2]
     )
     gy = (
-        padded[2:, :-2] + 2 * padded[2:, 1:-1] + padded[2:, 2:]
-        - padded[:-2, :-2] - 2 * padded[:-2, 1:-1] - padded[:-2, 2:]
+        padded[2:, :-2]
+        + 2 * padded[2:, 1:-1]
+        + padded[2:, 2:]
+        - padded[:-2, :-2]
+        - 2 * padded[:-2, 1:-1]
+        - padded[:-2, 2:]
     )
     return np.hypot(gx, gy) / 4.0  # / 4: a unit step between flat regions reads as 1
 
@@ -92,8 +102,10 @@ def _box_sums(values: np.ndarray, size: int) -> np.ndarray:
     """Sum over every size x size window; window (i, j) starts at row i, column j."""
     integral = np.pad(values.cumsum(0).cumsum(1), ((1, 0), (1, 0)) + ((0, 0),) * (values.ndim - 2))
     return (
-        integral[size:, size:] - integral[:-size, size:]
-        - integral[size:, :-size] + integral[:-size, :-size]
+        integral[size:, size:]
+        - integral[:-size, size:]
+        - integral[size:, :-size]
+        + integral[:-size, :-size]
     )
 
 

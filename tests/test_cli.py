@@ -1,0 +1,107 @@
+"""The `scenegan` command contract: every command parses, built ones work, the rest say so."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scenegan import cli
+
+CONTRACT_FLAGS = {
+    "ingest": ["--input", "--domain", "--output", "--size"],
+    "train": [
+        "--data",
+        "--output",
+        "--task",
+        "--source-domain",
+        "--target-domain",
+        "--preset",
+        "--steps",
+        "--resume",
+    ],
+    "export": ["--run", "--output"],
+    "stylize": ["--model", "--input", "--output"],
+    "generate": ["--model", "--count", "--output"],
+    "demo": ["--output"],
+}
+
+NOT_BUILT = {
+    "ingest": ["--input", "a", "--domain", "photo", "--output", "ds", "--runner", "DirectRunner"],
+    "train": ["--data", "ds", "--output", "run"],
+    "export": ["--run", "run", "--output", "model"],
+    "import": ["--format", "cyclegan", "--weights", "w.pth", "--output", "model"],
+    "stylize": ["--model", "m", "--input", "in", "--output", "out"],
+    "generate": ["--model", "m", "--count", "4", "--output", "out"],
+    "registry": ["list", "reg"],
+}
+
+
+def test_top_level_help_lists_every_contract_command(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    for command in CONTRACT_FLAGS:
+        assert command in out
+
+
+@pytest.mark.parametrize("command", sorted(CONTRACT_FLAGS))
+def test_each_command_documents_its_contract_flags(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main([command, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    for flag in CONTRACT_FLAGS[command]:
+        assert flag in out
+
+
+@pytest.mark.parametrize("command", sorted(NOT_BUILT))
+def test_unbuilt_commands_fail_loudly(command, capsys):
+    assert cli.main([command, *NOT_BUILT[command]]) == cli.EXIT_NOT_BUILT
+    err = capsys.readouterr().err
+    assert "not built yet" in err and f"scenegan {command}" in err
+
+
+def test_beam_options_are_only_accepted_by_beam_commands(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["train", "--data", "d", "--output", "o", "--runner", "DirectRunner"])
+    assert exited.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_scenes_command_writes_the_embedded_data(tmp_path, capsys):
+    assert (
+        cli.main(
+            [
+                "scenes",
+                "--output",
+                str(tmp_path),
+                "--count",
+                "3",
+                "--size",
+                "40",
+                "--style",
+                "painting",
+            ]
+        )
+        == 0
+    )
+    assert len(list(tmp_path.glob("*.png"))) == 3
+
+
+def test_demo_makes_both_domains_and_a_preview(tmp_path, capsys):
+    assert cli.main(["demo", "--output", str(tmp_path), "--count", "3", "--size", "48"]) == 0
+    assert len(list((tmp_path / "scenes" / "photo").glob("*.png"))) == 3
+    assert len(list((tmp_path / "scenes" / "painting").glob("*.png"))) == 3
+    assert (tmp_path / "preview.png").stat().st_size > 0
+    assert "not built yet" in capsys.readouterr().out  # says what it did not run
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).with_name("scenegan")
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("scenegan ")
