@@ -279,7 +279,7 @@ def _load(image: Image.Image, data: bytes) -> None:
     # Some libraries flip Pillow's process-wide LOAD_TRUNCATED_IMAGES on, after which a cut
     # JPEG decodes silently with a grey bottom. The image layer's verdict must not depend on
     # that: a JPEG whose last scan never reaches an EOI marker is truncated, full stop.
-    if image.format == "JPEG" and b"\xff\xd9" not in data[data.rfind(b"\xff\xda") :]:
+    if image.format == "JPEG" and not _jpeg_has_eoi(data):
         raise ImageError("truncated", f"JPEG ends without its EOI marker ({len(data)} bytes)")
     try:
         image.load()
@@ -287,6 +287,14 @@ def _load(image: Image.Image, data: bytes) -> None:
         raise ImageError("too_large", str(error)) from error
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, zlib.error) as error:
         raise _classify_failure(data, error) from error
+
+
+def _jpeg_has_eoi(data: bytes) -> bool:
+    if data.endswith(b"\xff\xd9"):  # the common case, without scanning megabytes
+        return True
+    # Trailing bytes after EOI are tolerated; an EOI inside an EXIF thumbnail is not enough,
+    # so look only after the last start-of-scan marker.
+    return b"\xff\xd9" in data[data.rfind(b"\xff\xda") :]
 
 
 _TRANSPOSES = {
