@@ -1,0 +1,94 @@
+"""GAN losses: adversarial (lsgan, bce, wgan-gp, hinge) and reconstruction (cycle, identity).
+
+Sign conventions — every function returns a quantity to *minimise*:
+
+* `discriminator_loss(kind, real, fake)`: the discriminator's (critic's) loss given its raw
+  outputs (logits / scores, any shape) on real and on generated samples.
+* `generator_loss(kind, fake)`: the generator's loss given the discriminator's outputs on
+  generated samples.
+
+| kind    | discriminator minimises                     | generator minimises      |
+|---------|---------------------------------------------|--------------------------|
+| lsgan   | E[(D(x) - 1)^2] + E[D(G(z))^2]              | E[(D(G(z)) - 1)^2]       |
+| bce     | -E[log s(D(x))] - E[log(1 - s(D(G(z))))]    | -E[log s(D(G(z)))] (non-saturating) |
+| wgan-gp | E[D(G(z))] - E[D(x)] + gp_weight * GP       | -E[D(G(z))]              |
+| hinge   | E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]    | -E[D(G(z))]              |
+
+so the WGAN critic *maximises* E[D(x)] - E[D(G(z))], the Wasserstein estimate, and GP is
+`gradient_penalty` (Gulrajani et al. 2017): E[(||grad D(x_hat)||_2 - 1)^2] on random
+interpolates x_hat between real and fake, added by the caller with its weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+ADVERSARIAL_LOSSES = ("lsgan", "bce", "wgan-gp", "hinge")
+
+
+def _check(kind: str) -> None:
+    if kind not in ADVERSARIAL_LOSSES:
+        raise ValueError(f"unknown adversarial loss {kind!r}; choose one of {ADVERSARIAL_LOSSES}")
+
+
+def discriminator_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """The discriminator's loss (without the gradient penalty for wgan-gp)."""
+    _check(kind)
+    real, fake = real.float(), fake.float()  # losses in fp32 even under autocast
+    if kind == "lsgan":
+        return 0.5 * (((real - 1) ** 2).mean() + (fake**2).mean())
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(
+            real, torch.ones_like(real)
+        ) + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+    if kind == "wgan-gp":
+        return fake.mean() - real.mean()
+    return F.relu(1 - real).mean() + F.relu(1 + fake).mean()  # hinge
+
+
+def generator_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
+    """The generator's adversarial loss."""
+    _check(kind)
+    fake = fake.float()
+    if kind == "lsgan":
+        return ((fake - 1) ** 2).mean()
+    if kind == "bce":  # non-saturating: strong gradients while D still wins easily
+        return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+    return -fake.mean()  # wgan-gp and hinge
+
+
+def gradient_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """E[(||grad_x critic(x_hat)||_2 - 1)^2] over per-sample interpolates of real and fake."""
+    alpha = torch.rand(
+        (real.shape[0],) + (1,) * (real.dim() - 1), generator=generator, device="cpu"
+    ).to(real.device, real.dtype)
+    interpolates = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = critic(interpolates)
+    (gradients,) = torch.autograd.grad(
+        scores.float().sum(), interpolates, create_graph=True
+    )  # (B, C, H, W)
+    norms = gradients.flatten(1).float().norm(2, dim=1)
+    return ((norms - 1) ** 2).mean()
+
+
+def cycle_loss(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """L1 between F(G(x)) and x: the translation must be invertible (CycleGAN)."""
+    return F.l1_loss(reconstructed.float(), original.float())
+
+
+def identity_loss(mapped: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """L1 between G(y) and y for y already in G's target domain: keeps colours stable."""
+    return F.l1_loss(mapped.float(), original.float())
+
+
+def reconstruction_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 to a paired target (pix2pix)."""
+    return F.l1_loss(output.float(), target.float())

@@ -1,0 +1,94 @@
+"""ResNet image-to-image generator (Johnson et al. 2016, as used by CycleGAN).
+
+    image (B, C, H, W) -> 7x7 stem -> `num_downsamples` stride-2 convs -> `num_blocks`
+    residual blocks -> as many transposed convs -> 7x7 head -> tanh, (B, C_out, H, W)
+
+H and W must be multiples of `stride` (4 with the default two downsamplings); stylize pads
+to it. Reflection padding everywhere a border is created, so no dark frame is learnt.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from scenegan.models.layers import NormKind, constructor_arguments, conv_bias, norm_layer
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, channels: int, norm: NormKind, dropout: float) -> None:
+        super().__init__()
+        bias = conv_bias(norm)
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=bias),
+            norm_layer(norm, channels),
+            nn.ReLU(inplace=True),
+        ]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers += [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=bias),
+            norm_layer(norm, channels),
+        ]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResnetGenerator(nn.Module):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        base_channels: int = 64,
+        num_blocks: int = 9,
+        num_downsamples: int = 2,
+        norm: NormKind = "instance",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.config = constructor_arguments(locals())
+        bias = conv_bias(norm)
+        self.stem = nn.Sequential(
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(in_channels, base_channels, 7, bias=bias),
+            norm_layer(norm, base_channels),
+            nn.ReLU(inplace=True),
+        )
+        down: list[nn.Module] = []
+        channels = base_channels
+        for _ in range(num_downsamples):
+            down += [
+                nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=bias),
+                norm_layer(norm, channels * 2),
+                nn.ReLU(inplace=True),
+            ]
+            channels *= 2
+        self.down = nn.Sequential(*down)
+        self.blocks = nn.Sequential(
+            *[ResnetBlock(channels, norm, dropout) for _ in range(num_blocks)]
+        )
+        up: list[nn.Module] = []
+        for _ in range(num_downsamples):
+            up += [
+                nn.ConvTranspose2d(channels, channels // 2, 3, 2, 1, output_padding=1, bias=bias),
+                norm_layer(norm, channels // 2),
+                nn.ReLU(inplace=True),
+            ]
+            channels //= 2
+        self.up = nn.Sequential(*up)
+        self.head = nn.Sequential(
+            nn.ReflectionPad2d(3), nn.Conv2d(channels, out_channels, 7), nn.Tanh()
+        )
+
+    @property
+    def stride(self) -> int:
+        """Input height and width must be multiples of this."""
+        return 2 ** self.config["num_downsamples"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) in [-1, 1]
+        features = self.down(self.stem(x))  # (B, base * 2^d, H / 2^d, W / 2^d)
+        return self.head(self.up(self.blocks(features)))  # (B, C_out, H, W)
