@@ -30,6 +30,10 @@ class NotBuiltError(RuntimeError):
     """A contract command whose implementation has not landed yet."""
 
 
+class UsageError(ValueError):
+    """Flags that parse but do not make sense together; reported like argparse errors."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -41,6 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NotBuiltError as error:
         print(f"scenegan {args.command}: {error}", file=sys.stderr)
         return EXIT_NOT_BUILT
+    except UsageError as error:
+        print(f"scenegan {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except (RuntimeError, FileNotFoundError, ValueError) as error:
+        # Our own errors (bad data, checkpoint or model) say what to do: show them plainly.
+        print(f"scenegan {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,6 +103,26 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, metavar="N")
     parser.add_argument(
         "--resume", action="store_true", help="continue from the run's last checkpoint"
+    )
+    parser.add_argument(
+        "--generator",
+        choices=("resnet", "light", "unet"),
+        help="image-to-image generator (default: the preset's)",
+    )
+    parser.add_argument("--loss", choices=("lsgan", "bce", "wgan-gp", "hinge"))
+    parser.add_argument(
+        "--augment",
+        metavar="POLICY",
+        help="DiffAugment policy for small style sets, e.g. color,translation,cutout",
+    )
+    parser.add_argument("--batch-size", type=int, metavar="N")
+    parser.add_argument("--image-size", type=int, metavar="PX")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"))
+    parser.add_argument("--checkpoint-every", type=int, metavar="N")
+    parser.add_argument("--sample-every", type=int, metavar="N")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the resolved config as JSON and exit"
     )
 
 
@@ -163,6 +194,45 @@ def _not_built(what: str, issue: int) -> Callable[[argparse.Namespace], int]:
     return handler
 
 
+def _train(args: argparse.Namespace) -> int:
+    import json
+
+    from scenegan.training import resolve_config, training_loop
+
+    overrides = {
+        "data": args.data, "output": args.output, "source_domain": args.source_domain,
+        "target_domain": args.target_domain, "steps": args.steps, "loss": args.loss,
+        "augment": args.augment, "batch_size": args.batch_size, "seed": args.seed,
+        "amp": args.amp, "checkpoint_every": args.checkpoint_every,
+        "sample_every": args.sample_every,
+    }  # fmt: skip
+    if args.image_size:
+        overrides.update(image_size=args.image_size, load_size=round(args.image_size * 1.12))
+    if args.generator:
+        overrides["generator"] = args.generator
+    try:
+        config = resolve_config(args.task, args.preset, **overrides)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.dry_run:
+        print(json.dumps(config.to_json(), indent=2))
+        return 0
+    result = training_loop(config, resume=args.resume)
+    rate = result.images_per_second
+    print(f"trained {args.output} to step {result.step} (resumed from {result.resumed_from}; "
+          f"{rate:.1f} img/s)")  # fmt: skip
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from scenegan.artifact import export_model
+
+    info = export_model(args.run, args.output)
+    print(f"exported {info['architecture']} ({info['task']}, step {info['training']['steps']}) "
+          f"to {args.output} as model_id {info['model_id'][:16]}")  # fmt: skip
+    return 0
+
+
 def _scenes(args: argparse.Namespace) -> int:
     from scenegan.scenes import write_scenes
 
@@ -196,16 +266,11 @@ _COMMANDS: dict[str, _Command] = {
         _not_built("the ingest pipeline", 4),
         True,
     ),
-    "train": (
-        "Train a GAN on a scene dataset.",
-        _train_arguments,
-        _not_built("GAN training", 3),
-        False,
-    ),
+    "train": ("Train a GAN on a scene dataset.", _train_arguments, _train, False),
     "export": (
         "Export a training run's EMA generator as a MODEL.",
         _export_arguments,
-        _not_built("model export", 3),
+        _export,
         False,
     ),
     "import": (

@@ -1,0 +1,131 @@
+"""Training batches: decoded domain images and a data order that is a function of the step.
+
+The batch for step `s` depends only on (seed, stream, s): each epoch is a seeded
+permutation and step `s` takes the next `batch_size` positions. Crops and flips come from
+the step's own generator. So resuming at step `s` needs no saved sampler: the order is
+recomputed, and a resumed run sees exactly the images an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from scenegan import dataset, imaging
+
+log = logging.getLogger(__name__)
+
+CACHE_LIMIT_BYTES = 1 << 30  # decoded uint8 crops kept in memory up to 1 GiB per domain
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    image_id: str
+    key: str
+    pixels: torch.Tensor | None  # (3, L, L) uint8 at load size, when cached
+    data: bytes | None  # the encoded bytes, when not cached
+
+
+class DomainImages:
+    """One domain's images, decoded, resized to `load_size` and centre-cropped square.
+
+    Training crops `image_size` at a random offset (jitter) and flips half the time, as
+    CycleGAN does with 286 -> 256; evaluation takes the centre crop unflipped.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        sources: list[dataset.SourceImage],
+        *,
+        image_size: int,
+        load_size: int | None = None,
+    ) -> None:
+        self.name = name
+        self.image_size = image_size
+        self.load_size = load_size or image_size
+        cache = len(sources) * 3 * self.load_size**2 <= CACHE_LIMIT_BYTES
+        self.images: list[LoadedImage] = []
+        rejected: Counter[str] = Counter()
+        for source in sources:
+            try:
+                pixels = self._decode(source.data)
+            except imaging.ImageError as error:
+                rejected[error.reason] += 1
+                continue
+            kept = (pixels, None) if cache else (None, source.data)
+            self.images.append(LoadedImage(source.image_id, source.key, *kept))
+        if rejected:
+            log.warning("domain %s: skipped invalid images %s", name, dict(rejected))
+        if not self.images:
+            raise ValueError(f"domain {name!r} has no usable images (rejected: {dict(rejected)})")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _decode(self, data: bytes) -> torch.Tensor:
+        decoded = imaging.decode_image(data, draft_short_side=self.load_size)
+        square = imaging.resize_and_center_crop(decoded.image, self.load_size)
+        return torch.from_numpy(np.array(square, dtype=np.uint8)).permute(2, 0, 1)  # (3, L, L)
+
+    def pixels(self, index: int) -> torch.Tensor:
+        image = self.images[index]
+        return image.pixels if image.pixels is not None else self._decode(image.data or b"")
+
+    def batch(self, indices: list[int], generator: torch.Generator | None) -> torch.Tensor:
+        """(B, 3, S, S) float in [-1, 1]; random crop + flip when `generator` is given."""
+        crops = []
+        margin = self.load_size - self.image_size
+        for index in indices:
+            pixels = self.pixels(index)
+            if generator is None:
+                top = left = margin // 2
+                flip = False
+            else:
+                top, left = (
+                    int(v) for v in torch.randint(0, margin + 1, (2,), generator=generator)
+                )
+                flip = bool(torch.rand((), generator=generator) < 0.5)
+            crop = pixels[:, top : top + self.image_size, left : left + self.image_size]
+            crops.append(crop.flip(-1) if flip else crop)
+        return torch.stack(crops).float().div_(127.5).sub_(1.0)
+
+
+@lru_cache(maxsize=8)
+def epoch_permutation(size: int, seed: int, stream: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng((seed, stream, epoch)).permutation(size)
+
+
+def indices_for_step(
+    size: int,
+    batch_size: int,
+    step: int,
+    *,
+    seed: int,
+    stream: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> list[int]:
+    """The dataset indices of this rank's share of the global batch at `step`.
+
+    The global batch is `batch_size * world_size` consecutive positions of the epoch
+    order; rank r takes its contiguous slice, so no image is used twice in an epoch.
+    """
+    global_batch = batch_size * world_size
+    first = step * global_batch + rank * batch_size
+    indices = []
+    for position in range(first, first + batch_size):
+        epoch, offset = divmod(position, size)
+        indices.append(int(epoch_permutation(size, seed, stream, epoch)[offset]))
+    return indices
+
+
+def step_generator(seed: int, step: int, purpose: int) -> torch.Generator:
+    """A fresh generator for one purpose at one step: reproducible without saved state."""
+    mixed = np.random.SeedSequence((seed, step, purpose)).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(mixed))

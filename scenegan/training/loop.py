@@ -1,0 +1,243 @@
+"""`training_loop(config)`: data -> task -> steps, with stats, samples and checkpoints.
+
+Launched plainly it trains in this process, on CUDA when present. Launched by `torchrun`
+(RANK / WORLD_SIZE / LOCAL_RANK in the environment) every process trains on its share of
+the global batch, gradients are averaged across ranks (gloo on CPU, nccl on CUDA), and
+rank 0 alone writes the run directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from scenegan import dataset
+from scenegan.training import checkpoint as ckpt
+from scenegan.training.config import TrainConfig
+from scenegan.training.data import DomainImages
+from scenegan.training.run import RunDirectory
+from scenegan.training.tasks import Task, build_task
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run: str
+    step: int
+    resumed_from: int
+    images_per_second: float
+    last_losses: dict[str, float]
+
+
+def training_loop(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    on_step: Callable[[int, Task], None] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train to `config.steps`. `on_step(step, task)` runs after each step (tests, hooks)."""
+    rank, world_size = _init_distributed()
+    device = _device()
+    run = RunDirectory(config.output)
+    start, state = _starting_point(run, config, resume)
+    seed_everything(config.seed)  # network initialisation: the same on every rank
+    domains = load_domains(config)
+    task = build_task(config, device, rank, world_size, domains)
+    fingerprint = data_fingerprint(domains)
+    if state is not None:
+        ckpt.check_compatible(state, task.architectures(), config.task)
+        task.load_state_dict(state)
+        ckpt.restore_rng_state(state["rng"])
+        run.load_stats(up_to_step=start)
+    elif rank == 0:
+        run.write_config(config.to_json())
+    bar = Progress(config.steps, start, enabled=progress and rank == 0)
+    window_start, window_images = time.perf_counter(), 0
+    losses: dict[str, float] = {}
+    for step in range(start, config.steps):
+        torch.manual_seed(config.seed * 1_000_003 + step)  # dropout etc.: a function of the step
+        rates = task.set_learning_rates(step)
+        losses = task.train_step(step)
+        done = step + 1
+        window_images += config.batch_size * world_size
+        bar.update(done, losses)
+        if rank == 0 and (done % config.log_every == 0 or done == config.steps):
+            elapsed = time.perf_counter() - window_start
+            rate = round(window_images / max(elapsed, 1e-9), 3)
+            run.log({"step": done, "losses": losses, "lr": rates, "images_per_second": rate})
+            window_start, window_images = time.perf_counter(), 0
+        _write_periodic(run, task, config, done, rank, fingerprint)
+        if on_step is not None:
+            on_step(done, task)
+    bar.close()
+    if world_size > 1:
+        dist.barrier()
+    rate = _overall_rate(run.stats)
+    return TrainResult(config.output, config.steps, start, rate, losses)
+
+
+def load_domains(config: TrainConfig, split: str = "train") -> dict[str, DomainImages]:
+    def images(name: str, split: str) -> list[dataset.SourceImage]:
+        return list(
+            dataset.iter_domain(config.data, name, split, test_fraction=config.test_fraction)
+        )
+
+    def domain(name: str, sources: list[dataset.SourceImage]) -> DomainImages:
+        return DomainImages(name, sources, image_size=config.image_size, load_size=config.load_size)
+
+    source, target = str(config.source_domain), str(config.target_domain)
+    if config.task == "unconditional":
+        return {"B": domain(target, images(target, split))}
+    if config.task == "unpaired":
+        return {
+            "A": domain(source, images(source, split)),
+            "B": domain(target, images(target, split)),
+        }
+    # Paired: the source image's id decides the split; its target is found by file name.
+    targets = {t.key: t for s in dataset.SPLITS for t in images(target, s)}
+    pairs = [(s, targets[s.key]) for s in images(source, split) if s.key in targets]
+    if not pairs:
+        raise ValueError(f"paired task: no {source} image has a {target} image of the same name")
+    return {"A": domain(source, [a for a, _ in pairs]), "B": domain(target, [b for _, b in pairs])}
+
+
+def _starting_point(
+    run: RunDirectory, config: TrainConfig, resume: bool
+) -> tuple[int, dict | None]:
+    existing = ckpt.list_checkpoints(run.root)
+    if not resume:
+        if existing:
+            raise ckpt.CheckpointError(
+                f"{run.root} already holds checkpoints (last: step {existing[-1][0]}); pass "
+                "--resume to continue it or choose a new --output"
+            )
+        return 0, None
+    state = ckpt.load_latest(run.root)
+    if state is None:
+        return 0, None  # --resume on a fresh run directory simply starts
+    return int(state["step"]), state
+
+
+def _write_periodic(
+    run: RunDirectory, task: Task, config: TrainConfig, done: int, rank: int, fingerprint: str
+) -> None:
+    if rank != 0:
+        return
+    final = done == config.steps
+    if done % config.sample_every == 0 or final:
+        run.write_samples(done, task.sample_rows())
+    if done % config.checkpoint_every == 0 or final:
+        state = checkpoint_state(task, config, done, fingerprint)
+        ckpt.save_checkpoint(run.root, state, config.keep_checkpoints)
+        run.flush()
+
+
+def data_fingerprint(domains: dict[str, DomainImages]) -> str:
+    """sha256 over the domains' names and sorted image ids: the exact training set."""
+    digest = hashlib.sha256()
+    for name in sorted(domains):
+        digest.update(f"{domains[name].name}:".encode())
+        for image_id in sorted(image.image_id for image in domains[name].images):
+            digest.update(image_id.encode())
+    return digest.hexdigest()
+
+
+def checkpoint_state(
+    task: Task, config: TrainConfig, step: int, fingerprint: str
+) -> dict[str, Any]:
+    return {
+        "step": step,
+        "task": config.task,
+        "config": config.to_json(),
+        "config_hash": config.config_hash(),
+        "architectures": task.architectures(),
+        "export_network": task.export_network,
+        "data_fingerprint": fingerprint,
+        **task.state_dict(),
+        "schedule": {
+            "kind": "constant-then-linear",
+            "decay_start": config.decay_start,
+            "steps": config.steps,
+        },
+        "rng": ckpt.rng_state(),
+        "data_order": {"seed": config.seed, "next_step": step},
+    }
+
+
+def _device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def _init_distributed() -> tuple[int, int]:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _overall_rate(stats: list[dict[str, Any]]) -> float:
+    rates = [r["images_per_second"] for r in stats if "images_per_second" in r]
+    return float(np.median(rates)) if rates else 0.0
+
+
+class Progress:
+    """One status line: step, losses, images/s and ETA. A line per update when stderr is
+    not a terminal (CI logs), rate-limited to one every few seconds."""
+
+    def __init__(self, total: int, start: int, *, enabled: bool) -> None:
+        self.total, self.start = total, start
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.began = self.last_print = time.perf_counter()
+
+    def update(self, step: int, losses: dict[str, float]) -> None:
+        now = time.perf_counter()
+        if not self.enabled or (
+            now - self.last_print < (0.2 if self.tty else 5.0) and step < self.total
+        ):
+            return
+        self.last_print = now
+        rate = (step - self.start) / max(now - self.began, 1e-9)
+        eta = (self.total - step) / rate if rate > 0 else float("inf")
+        shown = " ".join(f"{k} {v:.3f}" for k, v in losses.items())
+        width = 20
+        filled = int(width * step / self.total)
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {step}/{self.total} {shown} "
+                f"| {rate:.2f} step/s | ETA {_duration(eta)}")  # fmt: skip
+        sys.stderr.write(("\r" + line) if self.tty else (line + "\n"))
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            sys.stderr.write("\n")
+
+
+def _duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
