@@ -133,8 +133,15 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", required=True, choices=("cyclegan",))
-    parser.add_argument("--weights", required=True, metavar="FILE")
+    parser.add_argument(
+        "--weights",
+        required=True,
+        metavar="FILE",
+        help="e.g. latest_net_G.pth or style_monet.pth (a state_dict)",
+    )
     parser.add_argument("--output", required=True, metavar="MODEL")
+    parser.add_argument("--source-domain", metavar="NAME", help="recorded in model.json")
+    parser.add_argument("--target-domain", metavar="NAME", help="recorded in model.json")
 
 
 def _stylize_arguments(parser: argparse.ArgumentParser) -> None:
@@ -233,6 +240,17 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from scenegan.importers import import_cyclegan
+
+    info = import_cyclegan(args.weights, args.output, source_domain=args.source_domain,
+                           target_domain=args.target_domain)  # fmt: skip
+    arguments = info["arguments"]
+    print(f"imported a {arguments['num_blocks']}-block CycleGAN ResNet generator to "
+          f"{args.output} as model_id {info['model_id'][:16]}")  # fmt: skip
+    return 0
+
+
 def _scenes(args: argparse.Namespace) -> int:
     from scenegan.scenes import write_scenes
 
@@ -276,7 +294,7 @@ _COMMANDS: dict[str, _Command] = {
     "import": (
         "Import a generator trained elsewhere as a MODEL.",
         _import_arguments,
-        _not_built("model import", 3),
+        _import,
         False,
     ),
     "stylize": (

@@ -30,7 +30,6 @@ CONTRACT_FLAGS = {
 
 NOT_BUILT = {
     "ingest": ["--input", "a", "--domain", "photo", "--output", "ds", "--runner", "DirectRunner"],
-    "import": ["--format", "cyclegan", "--weights", "w.pth", "--output", "model"],
     "stylize": ["--model", "m", "--input", "in", "--output", "out"],
     "generate": ["--model", "m", "--count", "4", "--output", "out"],
     "registry": ["list", "reg"],

@@ -58,6 +58,7 @@ class TrainConfig:
     sample_every: int = 500
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
+    eval_every: int = 0  # held-out metrics every N steps (0: only at the end); -1: never
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

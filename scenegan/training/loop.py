@@ -9,6 +9,7 @@ rank 0 alone writes the run directory.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import random
 import sys
@@ -25,8 +26,11 @@ from scenegan import dataset
 from scenegan.training import checkpoint as ckpt
 from scenegan.training.config import TrainConfig
 from scenegan.training.data import DomainImages
+from scenegan.training.evaluate import evaluate
 from scenegan.training.run import RunDirectory
 from scenegan.training.tasks import Task, build_task
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ def training_loop(
     domains = load_domains(config)
     task = build_task(config, device, rank, world_size, domains)
     fingerprint = data_fingerprint(domains)
+    held_out = _held_out(config) if rank == 0 and config.eval_every >= 0 else None
     if state is not None:
         ckpt.check_compatible(state, task.architectures(), config.task)
         task.load_state_dict(state)
@@ -71,11 +76,17 @@ def training_loop(
         done = step + 1
         window_images += config.batch_size * world_size
         bar.update(done, losses)
-        if rank == 0 and (done % config.log_every == 0 or done == config.steps):
+        record: dict[str, Any] = {}
+        if rank == 0 and _due(done, config.log_every, config.steps):
             elapsed = time.perf_counter() - window_start
             rate = round(window_images / max(elapsed, 1e-9), 3)
-            run.log({"step": done, "losses": losses, "lr": rates, "images_per_second": rate})
+            record.update(losses=losses, lr=rates, images_per_second=rate)
             window_start, window_images = time.perf_counter(), 0
+        if held_out and _due(done, config.eval_every, config.steps):
+            task.metrics = evaluate(task, config, held_out)
+            record["metrics"] = task.metrics
+        if record:
+            run.log({"step": done, **record})
         _write_periodic(run, task, config, done, rank, fingerprint)
         if on_step is not None:
             on_step(done, task)
@@ -109,6 +120,23 @@ def load_domains(config: TrainConfig, split: str = "train") -> dict[str, DomainI
     if not pairs:
         raise ValueError(f"paired task: no {source} image has a {target} image of the same name")
     return {"A": domain(source, [a for a, _ in pairs]), "B": domain(target, [b for _, b in pairs])}
+
+
+def _due(done: int, every: int, total: int) -> bool:
+    return done == total or (every > 0 and done % every == 0)
+
+
+def _held_out(config: TrainConfig) -> dict[str, DomainImages] | None:
+    """The test split, or None (with a warning) when it is too small to measure on."""
+    try:
+        held_out = load_domains(config, split="test")
+    except (FileNotFoundError, ValueError) as error:
+        log.warning("no held-out metrics: %s", error)
+        return None
+    if min(len(domain) for domain in held_out.values()) < 2:
+        log.warning("no held-out metrics: fewer than 2 test images in a domain")
+        return None
+    return held_out
 
 
 def _starting_point(

@@ -54,6 +54,7 @@ class Task:
         self.networks: dict[str, nn.Module] = {}
         self.pools: dict[str, ImagePool] = {}
         self.domains: dict[str, DomainImages] = {}
+        self.metrics: dict[str, float] = {}  # the latest held-out evaluation
 
     # --- construction ---------------------------------------------------------------
 
@@ -140,6 +141,7 @@ class Task:
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "scalers": self.precision.state_dict(),
             "pools": {name: pool.state_dict() for name, pool in self.pools.items()},
+            "metrics": dict(self.metrics),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -152,6 +154,7 @@ class Task:
         self.precision.load_state_dict(state["scalers"])
         for name, pool in self.pools.items():
             pool.load_state_dict(state["pools"][name], self.device)
+        self.metrics = dict(state.get("metrics", {}))
 
     def architectures(self) -> dict[str, dict[str, Any]]:
         return {
