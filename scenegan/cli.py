@@ -129,6 +129,14 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, metavar="RUN")
     parser.add_argument("--output", required=True, metavar="MODEL")
+    parser.add_argument(
+        "--onnx", action="store_true", help="also write generator.onnx (verified against torch)"
+    )
+    parser.add_argument(
+        "--torchscript",
+        action="store_true",
+        help="also write generator.torchscript.pt (verified against torch)",
+    )
 
 
 def _import_arguments(parser: argparse.ArgumentParser) -> None:
@@ -235,6 +243,16 @@ def _export(args: argparse.Namespace) -> int:
     from scenegan.artifact import export_model
 
     info = export_model(args.run, args.output)
+    if args.onnx or args.torchscript:
+        from scenegan import exporters
+        from scenegan.artifact import load_model
+
+        generator = load_model(args.output).generator
+        for wanted, write in ((args.onnx, exporters.export_onnx),
+                              (args.torchscript, exporters.export_torchscript)):  # fmt: skip
+            if wanted:
+                difference = write(generator, args.output, info)
+                print(f"{write.__name__}: max difference to torch {difference:.1e}")
     print(f"exported {info['architecture']} ({info['task']}, step {info['training']['steps']}) "
           f"to {args.output} as model_id {info['model_id'][:16]}")  # fmt: skip
     return 0

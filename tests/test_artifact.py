@@ -109,3 +109,36 @@ def test_train_reports_missing_domains_clearly(tmp_path, capsys):
     ])  # fmt: skip
     assert code == 1
     assert "no images for domain 'a'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", ["unpaired", "unconditional"])
+def test_onnx_and_torchscript_exports_match_torch_at_two_sizes(task, tmp_path):
+    root = tmp_path
+    write_scenes(root / "data" / "photo", 8, width=40, height=40, seed=0)
+    write_scenes(root / "data" / "painting", 8, width=40, height=40, seed=1, style="cartoon")
+    run, model = root / "run", root / "model"
+    assert cli.main([
+        "train", "--task", task, "--data", str(root / "data"), "--output", str(run),
+        "--preset", "tiny", "--source-domain", "photo", "--target-domain", "painting",
+        "--steps", "2",
+    ]) == 0  # fmt: skip
+    code = cli.main(
+        ["export", "--run", str(run), "--output", str(model), "--onnx", "--torchscript"]
+    )
+    assert code == 0
+
+    import onnxruntime
+
+    from scenegan import exporters
+
+    loaded = artifact.load_model(str(model))
+    session = onnxruntime.InferenceSession(str(model / exporters.ONNX_FILE))
+    scripted = torch.jit.load(str(model / exporters.TORCHSCRIPT_FILE))
+    shapes, _ = exporters.input_spec(loaded.info)
+    for shape in shapes:
+        x = torch.randn(shape)
+        with torch.no_grad():
+            expected = loaded.generator(x)
+        onnx_out = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+        assert (onnx_out - expected).abs().max() <= 1e-4
+        assert (scripted(x) - expected).abs().max() <= 1e-4
