@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import torch
 from torch import nn
 
 NormKind = Literal["instance", "batch", "none"]
@@ -45,3 +46,13 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
         elif isinstance(layer, nn.BatchNorm2d):
             nn.init.normal_(layer.weight, 1.0, std)
             nn.init.zeros_(layer.bias)
+
+
+def residual_output(x: torch.Tensor, head: torch.Tensor, residual: bool) -> torch.Tensor:
+    """The generator's image in [-1, 1]: tanh(head), or with `residual` tanh(atanh(x) + head),
+    a change applied to the input in tanh space. Near-zero initial weights then give an
+    output near the input, so training starts from "keep the photo" rather than from grey
+    noise, and the output can still reach every colour. Needs in_channels == out_channels."""
+    if not residual:
+        return torch.tanh(head)
+    return torch.tanh(torch.atanh(x.clamp(-0.999, 0.999)) + head)

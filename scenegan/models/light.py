@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scenegan.models.layers import NormKind, constructor_arguments, norm_layer
+from scenegan.models.layers import NormKind, constructor_arguments, norm_layer, residual_output
 
 
 class InvertedResidual(nn.Module):
@@ -56,6 +56,7 @@ class LightGenerator(nn.Module):
         num_blocks: int = 6,
         expansion: int = 2,
         norm: NormKind = "instance",
+        residual: bool = False,
     ) -> None:
         super().__init__()
         self.config = constructor_arguments(locals())
@@ -71,7 +72,7 @@ class LightGenerator(nn.Module):
             *[InvertedResidual(4 * c, expansion, norm) for _ in range(num_blocks)]
         )
         self.up = nn.Sequential(*_separable_up(4 * c, 2 * c, norm), *_separable_up(2 * c, c, norm))
-        self.head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(c, out_channels, 7), nn.Tanh())
+        self.head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(c, out_channels, 7))
 
     @property
     def stride(self) -> int:
@@ -79,4 +80,4 @@ class LightGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) in [-1, 1]
         features = self.blocks(self.down(self.stem(x)))  # (B, 4c, H/4, W/4)
-        return self.head(self.up(features))  # (B, C_out, H, W)
+        return residual_output(x, self.head(self.up(features)), self.config["residual"])

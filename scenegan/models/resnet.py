@@ -4,7 +4,10 @@
     residual blocks -> as many transposed convs -> 7x7 head -> tanh, (B, C_out, H, W)
 
 H and W must be multiples of `stride` (4 with the default two downsamplings); stylize pads
-to it. Reflection padding everywhere a border is created, so no dark frame is learnt.
+to it. With `residual=True` the network predicts a change to its input (see
+`layers.residual_output`), so an untrained generator starts near the identity; the
+default False is CycleGAN's exact architecture. Reflection padding wherever a border is
+created, so no dark frame is learnt.
 """
 
 from __future__ import annotations
@@ -12,7 +15,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scenegan.models.layers import NormKind, constructor_arguments, conv_bias, norm_layer
+from scenegan.models.layers import (
+    NormKind,
+    constructor_arguments,
+    conv_bias,
+    norm_layer,
+    residual_output,
+)
 
 
 class ResnetBlock(nn.Module):
@@ -48,6 +57,7 @@ class ResnetGenerator(nn.Module):
         num_downsamples: int = 2,
         norm: NormKind = "instance",
         dropout: float = 0.0,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         self.config = constructor_arguments(locals())
@@ -80,9 +90,7 @@ class ResnetGenerator(nn.Module):
             ]
             channels //= 2
         self.up = nn.Sequential(*up)
-        self.head = nn.Sequential(
-            nn.ReflectionPad2d(3), nn.Conv2d(channels, out_channels, 7), nn.Tanh()
-        )
+        self.head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(channels, out_channels, 7))
 
     @property
     def stride(self) -> int:
@@ -91,4 +99,6 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) in [-1, 1]
         features = self.down(self.stem(x))  # (B, base * 2^d, H / 2^d, W / 2^d)
-        return self.head(self.up(self.blocks(features)))  # (B, C_out, H, W)
+        return residual_output(
+            x, self.head(self.up(self.blocks(features))), self.config["residual"]
+        )
