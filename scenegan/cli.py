@@ -115,7 +115,15 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="POLICY",
         help="DiffAugment policy for small style sets, e.g. color,translation,cutout",
     )
-    parser.add_argument("--batch-size", type=int, metavar="N")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help="per process; under torchrun the global batch is N x processes",
+    )
+    parser.add_argument(
+        "--pool-size", type=int, metavar="N", help="history pool of fakes per domain (0: off)"
+    )
     parser.add_argument("--image-size", type=int, metavar="PX")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"))
@@ -218,6 +226,7 @@ def _train(args: argparse.Namespace) -> int:
         "data": args.data, "output": args.output, "source_domain": args.source_domain,
         "target_domain": args.target_domain, "steps": args.steps, "loss": args.loss,
         "augment": args.augment, "batch_size": args.batch_size, "seed": args.seed,
+        "pool_size": args.pool_size,
         "amp": args.amp, "checkpoint_every": args.checkpoint_every,
         "sample_every": args.sample_every,
     }  # fmt: skip

@@ -17,7 +17,7 @@ from scenegan.scenes import write_scenes
 from scenegan.training import checkpoint as ckpt
 from scenegan.training import resolve_config, training_loop
 from scenegan.training.components import EMA, ImagePool, diff_augment, lr_factor
-from scenegan.training.data import indices_for_step
+from scenegan.training.data import indices_for_step, rank_slice
 
 
 class Interrupted(Exception):
@@ -186,13 +186,12 @@ def test_lr_is_constant_then_decays_linearly_to_zero():
     assert factors == pytest.approx([1, 1, 1, 0.6, 0.2, 0])
 
 
-def test_data_order_covers_each_epoch_once_across_ranks():
-    seen = []
-    for step in range(5):  # 5 steps x 2 ranks x batch 2 = 20 = two epochs of 10
-        for rank in range(2):
-            seen += indices_for_step(10, 2, step, seed=3, stream=0, rank=rank, world_size=2)
-    assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:]) == list(range(10))
-    assert seen[:10] != seen[10:]  # reshuffled per epoch
+def test_data_order_covers_each_epoch_once_and_ranks_split_the_global_batch():
+    seen = [i for step in range(5) for i in indices_for_step(10, 4, step, seed=3, stream=0)]
+    assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:20]) == list(range(10))
+    assert seen[:10] != seen[10:20]  # reshuffled per epoch
+    batch = indices_for_step(10, 4, 0, seed=3, stream=0)
+    assert rank_slice(batch, 0, 2) + rank_slice(batch, 1, 2) == batch
 
 
 def test_ema_tracks_weights_and_pool_mixes_history():

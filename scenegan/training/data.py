@@ -77,23 +77,24 @@ class DomainImages:
         image = self.images[index]
         return image.pixels if image.pixels is not None else self._decode(image.data or b"")
 
-    def batch(self, indices: list[int], generator: torch.Generator | None) -> torch.Tensor:
-        """(B, 3, S, S) float in [-1, 1]; random crop + flip when `generator` is given."""
-        crops = []
+    def crop_params(self, count: int, generator: torch.Generator) -> list[tuple[int, int, bool]]:
+        """(top, left, flip) for `count` images, drawn in order from `generator`."""
         margin = self.load_size - self.image_size
-        for index in indices:
-            pixels = self.pixels(index)
-            if generator is None:
-                top = left = margin // 2
-                flip = False
-            else:
-                top, left = (
-                    int(v) for v in torch.randint(0, margin + 1, (2,), generator=generator)
-                )
-                flip = bool(torch.rand((), generator=generator) < 0.5)
-            crop = pixels[:, top : top + self.image_size, left : left + self.image_size]
-            crops.append(crop.flip(-1) if flip else crop)
-        return torch.stack(crops).float().div_(127.5).sub_(1.0)
+        offsets = torch.randint(0, margin + 1, (count, 2), generator=generator).tolist()
+        flips = (torch.rand(count, generator=generator) < 0.5).tolist()
+        return [(top, left, flip) for (top, left), flip in zip(offsets, flips, strict=True)]
+
+    def batch(
+        self, indices: list[int], crops: list[tuple[int, int, bool]] | None = None
+    ) -> torch.Tensor:
+        """(B, 3, S, S) float in [-1, 1]: the given crops (training) or centre crops."""
+        centre = (self.load_size - self.image_size) // 2
+        out = []
+        for position, index in enumerate(indices):
+            top, left, flip = crops[position] if crops is not None else (centre, centre, False)
+            crop = self.pixels(index)[:, top : top + self.image_size, left : left + self.image_size]
+            out.append(crop.flip(-1) if flip else crop)
+        return torch.stack(out).float().div_(127.5).sub_(1.0)
 
 
 @lru_cache(maxsize=8)
@@ -101,28 +102,20 @@ def epoch_permutation(size: int, seed: int, stream: int, epoch: int) -> np.ndarr
     return np.random.default_rng((seed, stream, epoch)).permutation(size)
 
 
-def indices_for_step(
-    size: int,
-    batch_size: int,
-    step: int,
-    *,
-    seed: int,
-    stream: int,
-    rank: int = 0,
-    world_size: int = 1,
-) -> list[int]:
-    """The dataset indices of this rank's share of the global batch at `step`.
-
-    The global batch is `batch_size * world_size` consecutive positions of the epoch
-    order; rank r takes its contiguous slice, so no image is used twice in an epoch.
-    """
-    global_batch = batch_size * world_size
-    first = step * global_batch + rank * batch_size
+def indices_for_step(size: int, count: int, step: int, *, seed: int, stream: int) -> list[int]:
+    """The dataset indices of the `count` images of the global batch at `step`: the next
+    `count` positions of the seeded epoch order, so no image repeats within an epoch."""
     indices = []
-    for position in range(first, first + batch_size):
+    for position in range(step * count, (step + 1) * count):
         epoch, offset = divmod(position, size)
         indices.append(int(epoch_permutation(size, seed, stream, epoch)[offset]))
     return indices
+
+
+def rank_slice(items: list, rank: int, world_size: int) -> list:
+    """This rank's contiguous share of a global batch."""
+    share = len(items) // world_size
+    return items[rank * share : (rank + 1) * share]
 
 
 def step_generator(seed: int, step: int, purpose: int) -> torch.Generator:

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def _all(domain: DomainImages, limit: int) -> torch.Tensor:
-    return domain.batch(list(range(min(limit, len(domain)))), None)
+    return domain.batch(list(range(min(limit, len(domain)))))
 
 
 @torch.no_grad()

@@ -33,7 +33,7 @@ from scenegan.training.components import (
     set_lr,
 )
 from scenegan.training.config import TrainConfig
-from scenegan.training.data import DomainImages, indices_for_step, step_generator
+from scenegan.training.data import DomainImages, indices_for_step, rank_slice, step_generator
 
 # `purpose` numbers for step generators: one independent stream per use.
 _DATA_A, _DATA_B, _AUGMENT, _POOL, _NOISE, _PENALTY = range(6)
@@ -89,13 +89,17 @@ class Task:
     # --- shared step machinery ------------------------------------------------------
 
     def _batch(self, domain: str, step: int, stream: int) -> torch.Tensor:
+        """This rank's share of the global batch. Indices and crops are drawn for the whole
+        global batch on every rank, then sliced, so N ranks see exactly the images (and
+        crops) one process would at the same global batch."""
         images = self.domains[domain]
-        indices = indices_for_step(
-            len(images), self.config.batch_size, step, seed=self.config.seed, stream=stream,
-            rank=self.rank, world_size=self.world_size,
-        )  # fmt: skip
-        crops = step_generator(self.config.seed, step, stream)
-        batch = images.batch(indices, crops).to(self.device)
+        count = self.config.batch_size * self.world_size
+        indices = indices_for_step(len(images), count, step, seed=self.config.seed, stream=stream)
+        crops = images.crop_params(count, step_generator(self.config.seed, step, stream))
+        batch = images.batch(
+            rank_slice(indices, self.rank, self.world_size),
+            rank_slice(crops, self.rank, self.world_size),
+        ).to(self.device)
         if self.device.type == "cuda":
             batch = batch.contiguous(memory_format=torch.channels_last)
         return batch
@@ -248,8 +252,8 @@ class UnpairedTask(Task):
 
     @torch.no_grad()
     def sample_rows(self) -> list[torch.Tensor]:
-        a = self.domains["A"].batch(list(range(min(6, len(self.domains["A"])))), None)
-        b = self.domains["B"].batch(list(range(min(6, len(self.domains["B"])))), None)
+        a = self.domains["A"].batch(list(range(min(6, len(self.domains["A"])))))
+        b = self.domains["B"].batch(list(range(min(6, len(self.domains["B"])))))
         a, b = a.to(self.device), b.to(self.device)
         g_ab, g_ba = self.ema["G_AB"].model, self.ema["G_BA"].model
         return [a, g_ab(a), g_ba(g_ab(a)), b, g_ba(b)]
@@ -292,8 +296,8 @@ class PairedTask(Task):
     @torch.no_grad()
     def sample_rows(self) -> list[torch.Tensor]:
         count = min(6, len(self.domains["A"]))
-        a = self.domains["A"].batch(list(range(count)), None).to(self.device)
-        b = self.domains["B"].batch(list(range(count)), None).to(self.device)
+        a = self.domains["A"].batch(list(range(count))).to(self.device)
+        b = self.domains["B"].batch(list(range(count))).to(self.device)
         return [a, self.ema["G"].model(a), b]
 
 
