@@ -201,10 +201,17 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--output", default="demo-output", metavar="DIR")
     parser.add_argument(
-        "--count", type=int, default=48, metavar="N", help="scenes per domain (default: 48)"
+        "--count", type=int, default=200, metavar="N", help="scenes per domain (default: 200)"
     )
-    parser.add_argument("--size", type=int, default=128, metavar="PX")
+    parser.add_argument("--size", type=int, default=64, metavar="PX")
     parser.add_argument("--style", choices=sorted(STYLES), default="painting")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=600,
+        metavar="N",
+        help="training steps (0: only make the data; default: 600)",
+    )
 
 
 # --- handlers -----------------------------------------------------------------------
@@ -296,7 +303,8 @@ def _scenes(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from scenegan.demo import run_demo
 
-    run_demo(Path(args.output), count=args.count, size=args.size, style=args.style)
+    run_demo(Path(args.output), count=args.count, size=args.size, style=args.style,
+             steps=args.steps)  # fmt: skip
     return 0
 
 

@@ -89,12 +89,17 @@ def test_scenes_command_writes_the_embedded_data(tmp_path, capsys):
     assert len(list(tmp_path.glob("*.png"))) == 3
 
 
-def test_demo_makes_both_domains_and_a_preview(tmp_path, capsys):
-    assert cli.main(["demo", "--output", str(tmp_path), "--count", "3", "--size", "48"]) == 0
-    assert len(list((tmp_path / "scenes" / "photo").glob("*.png"))) == 3
-    assert len(list((tmp_path / "scenes" / "painting").glob("*.png"))) == 3
+def test_demo_runs_data_training_export_and_scoring(tmp_path, capsys):
+    args = ["demo", "--output", str(tmp_path), "--count", "12", "--size", "40", "--steps", "4"]
+    assert cli.main(args) == 0
+    assert len(list((tmp_path / "scenes" / "photo").glob("*.png"))) == 12
+    assert len(list((tmp_path / "scenes" / "painting").glob("*.png"))) == 12
     assert (tmp_path / "preview.png").stat().st_size > 0
-    assert "not built yet" in capsys.readouterr().out  # says what it did not run
+    assert (tmp_path / "model" / "model.json").exists()
+    assert (tmp_path / "stylized.png").stat().st_size > 0
+    out = capsys.readouterr().out
+    assert "PSNR to the true 'painting'" in out
+    assert "not built yet" in out  # says what it did not run
 
 
 def test_console_script_is_installed():
