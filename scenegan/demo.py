@@ -55,7 +55,7 @@ def run_demo(
     info = artifact.export_model(str(output / "run"), str(model_dir))
     generator = artifact.load_model(str(model_dir)).generator
     scores = metrics.known_answer_scores(generator, style, size=config.image_size)
-    write_before_after(output / "stylized.png", generator, 96)
+    write_before_after(output / "stylized.png", generator, config.image_size)
     rate = result.images_per_second
     print(f"demo: trained {config.steps} steps at {rate:.0f} img/s -> {output / 'run'}")
     print(f"demo: exported model {info['model_id'][:16]} -> {model_dir}")
@@ -78,13 +78,15 @@ def write_preview(path: Path, *, style: str, size: int, columns: int = 6) -> Non
 
 
 @torch.no_grad()
-def write_before_after(path: Path, generator: torch.nn.Module, size: int) -> None:
-    """Unseen scenes (top) and the trained generator's stylization of them (bottom)."""
+def write_before_after(path: Path, generator: torch.nn.Module, size: int, zoom: int = 3) -> None:
+    """Unseen scenes (top) and the generator's stylization (bottom), at the size it was
+    trained on, enlarged `zoom` times with nearest neighbours so the pixels stay honest."""
     import numpy as np
 
     photos = [np.array(render_scene(metrics.HELD_OUT_SEED, i, size, size)) for i in range(6)]
     x = torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2).float() / 127.5 - 1
-    _save(image_grid([x, generator(x)]), path)
+    sheet = image_grid([x, generator(x)])
+    _save(sheet.resize((sheet.width * zoom, sheet.height * zoom), Image.Resampling.NEAREST), path)
 
 
 def _save(image: Image.Image, path: Path) -> None:
