@@ -56,13 +56,14 @@ def is_ingested(root: str) -> bool:
 
 
 def iter_domain(
-    root: str, domain: str, split: str, *, test_fraction: float = DEFAULT_TEST_FRACTION
+    root: str, domain: str, split: str | None, *, test_fraction: float = DEFAULT_TEST_FRACTION
 ) -> Iterator[SourceImage]:
-    """The images of `domain` in `split`, from either layout, in a stable order."""
-    if split not in SPLITS:
+    """The images of `domain` in `split` (None: all splits), from either layout, in a
+    stable order."""
+    if split is not None and split not in SPLITS:
         raise ValueError(f"split {split!r} must be one of {SPLITS}")
     if is_ingested(root):
-        yield from _iter_ingested(root, domain, split)
+        yield from _iter_ingested(root, domain, SPLITS if split is None else (split,))
         return
     directory = storage.join(root, domain)
     files = [u for u in storage.list_files(directory) if Path(u).suffix.lower() in IMAGE_SUFFIXES]
@@ -74,17 +75,20 @@ def iter_domain(
     for uri in files:
         data = storage.read_bytes(uri)
         image_id = image_id_for(data)
-        if split_for(image_id, test_fraction) == split:
+        if split is None or split_for(image_id, test_fraction) == split:
             yield SourceImage(image_id, uri, data)
 
 
-def _iter_ingested(root: str, domain: str, split: str) -> Iterator[SourceImage]:
+def _iter_ingested(root: str, domain: str, splits: tuple[str, ...]) -> Iterator[SourceImage]:
     filesystem, path = storage.resolve(storage.join(root, "images"))
     dataset = pads.dataset(path, filesystem=filesystem, format="parquet", partitioning="hive")
-    matches = (pads.field("domain") == domain) & (pads.field("split") == split)
+    matches = (pads.field("domain") == domain) & pads.field("split").isin(list(splits))
     table = dataset.to_table(columns=["image_id", "source_uri", "image"], filter=matches)
     table = table.sort_by("image_id")
     if table.num_rows == 0:
-        raise FileNotFoundError(f"the dataset at {root} has no {split} images of domain {domain!r}")
+        wanted = " or ".join(splits)
+        raise FileNotFoundError(
+            f"the dataset at {root} has no {wanted} images of domain {domain!r}"
+        )
     for row in table.to_pylist():
         yield SourceImage(row["image_id"], row["source_uri"], row["image"])

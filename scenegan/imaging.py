@@ -144,7 +144,10 @@ def decode_image(
     reduction that is still at least that large, which skips most of the decoding work.
     """
     image = _open(data)
-    width, height = _upright_size(image)
+    orientation = _orientation(image)  # read once: EXIF parsing is not free
+    width, height = image.size
+    if orientation in (5, 6, 7, 8):  # stored rotated by 90 degrees
+        width, height = height, width
     _check_size(width, height, limits)
     if draft_short_side is not None and image.format == "JPEG":
         scale = draft_short_side / min(image.size)
@@ -152,7 +155,7 @@ def decode_image(
             requested = (math.ceil(image.width * scale), math.ceil(image.height * scale))
             image.draft("RGB", requested)
     _load(image, data)
-    rgb = _to_rgb(_apply_orientation(image))
+    rgb = _to_rgb(_apply_orientation(image, orientation))
     return DecodedImage(rgb, width, height, str(image.format).lower())
 
 
@@ -249,11 +252,6 @@ def _check_png_structure(data: bytes) -> None:
     raise ImageError("truncated", f"PNG ends at byte {len(data)} before its IEND chunk")
 
 
-def _upright_size(image: Image.Image) -> tuple[int, int]:
-    width, height = image.size
-    return (height, width) if _orientation(image) in (5, 6, 7, 8) else (width, height)
-
-
 def _orientation(image: Image.Image) -> int:
     try:
         value = image.getexif().get(0x0112, 1)  # 0x0112 = EXIF Orientation
@@ -308,8 +306,8 @@ _TRANSPOSES = {
 }
 
 
-def _apply_orientation(image: Image.Image) -> Image.Image:
-    method = _TRANSPOSES.get(_orientation(image))
+def _apply_orientation(image: Image.Image, orientation: int) -> Image.Image:
+    method = _TRANSPOSES.get(orientation)
     if method is None:
         return image
     rotated = image.transpose(method)

@@ -98,7 +98,7 @@ def training_loop(
 
 
 def load_domains(config: TrainConfig, split: str = "train") -> dict[str, DomainImages]:
-    def images(name: str, split: str) -> list[dataset.SourceImage]:
+    def images(name: str, split: str | None) -> list[dataset.SourceImage]:
         return list(
             dataset.iter_domain(config.data, name, split, test_fraction=config.test_fraction)
         )
@@ -115,7 +115,7 @@ def load_domains(config: TrainConfig, split: str = "train") -> dict[str, DomainI
             "B": domain(target, images(target, split)),
         }
     # Paired: the source image's id decides the split; its target is found by file name.
-    targets = {t.key: t for s in dataset.SPLITS for t in images(target, s)}
+    targets = {t.key: t for t in images(target, None)}
     pairs = [(s, targets[s.key]) for s in images(source, split) if s.key in targets]
     if not pairs:
         raise ValueError(f"paired task: no {source} image has a {target} image of the same name")
