@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from scenegan import storage
-from scenegan.models import ARCHITECTURES, build_model
+from scenegan.models import ARCHITECTURES, architecture_name, build_model
 from scenegan.training import checkpoint as ckpt
 
 FORMAT = "scenegan-model/1"
@@ -70,29 +70,44 @@ def export_model(run: str, output: str, *, metrics: dict[str, Any] | None = None
         raise ModelError(f"{run} has no checkpoint to export; train it first")
     name = state["export_network"]
     spec = state["architectures"][name]
-    weights = {k: v for k, v in state["ema"][name].items()}
     generator = build_model(spec["architecture"], spec["arguments"])
-    generator.load_state_dict(weights)  # proves the weights fit the architecture
+    generator.load_state_dict(state["ema"][name])  # proves the weights fit the architecture
     config = state["config"]
-    info = {
-        "format": FORMAT,
-        "model_id": weights_hash(weights),
-        "architecture": spec["architecture"],
-        "arguments": spec["arguments"],
-        "task": state["task"],
-        "normalization": NORMALIZATION,
-        "image_size": config["image_size"],
-        "stride": getattr(generator, "stride", 1),
-        "source_domain": config.get("source_domain"),
-        "target_domain": config.get("target_domain"),
-        "training": {
+    return save_model(
+        output, generator, task=state["task"], image_size=config["image_size"],
+        source_domain=config.get("source_domain"), target_domain=config.get("target_domain"),
+        training={
             "data": config["data"],
             "data_fingerprint": state.get("data_fingerprint"),
             "config_hash": state["config_hash"],
             "steps": int(state["step"]),
             "preset": config.get("preset"),
         },
-        "metrics": metrics or state.get("metrics") or {},
+        metrics=metrics or state.get("metrics") or {},
+    )  # fmt: skip
+
+
+def save_model(
+    output: str, generator: nn.Module, *, task: str, image_size: int,
+    source_domain: str | None, target_domain: str | None, training: dict[str, Any],
+    metrics: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """Write `generator` as MODEL `output` (the one place model.json is composed); returns
+    the model.json contents."""
+    weights = generator.state_dict()
+    info = {
+        "format": FORMAT,
+        "model_id": weights_hash(weights),
+        "architecture": architecture_name(generator),
+        "arguments": dict(generator.config),
+        "task": task,
+        "normalization": NORMALIZATION,
+        "image_size": image_size,
+        "stride": getattr(generator, "stride", 1),
+        "source_domain": source_domain,
+        "target_domain": target_domain,
+        "training": training,
+        "metrics": metrics,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     write_model(output, weights, info)

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import datetime, timezone
 from typing import Any
 
 import torch
 
 from scenegan import storage
-from scenegan.artifact import FORMAT, NORMALIZATION, ModelError, weights_hash, write_model
+from scenegan.artifact import ModelError, save_model
 from scenegan.models import ResnetGenerator
 
 _CONV_KEY = re.compile(r"^model\.(\d+)(?:\.conv_block\.(\d+))?\.(weight|bias)$")
@@ -110,22 +109,9 @@ def import_cyclegan(weights: str, output: str, *, source_domain: str | None = No
         raise ModelError(f"{weights} is not a readable state_dict: {error}") from error
     if not isinstance(state, dict):
         raise ModelError(f"{weights} holds a {type(state).__name__}, not a state_dict")
-    generator = cyclegan_generator(state)
-    tensors = generator.state_dict()
-    info = {
-        "format": FORMAT,
-        "model_id": weights_hash(tensors),
-        "architecture": "resnet",
-        "arguments": dict(generator.config),
-        "task": "unpaired",
-        "normalization": NORMALIZATION,
-        "image_size": 256,
-        "stride": generator.stride,
-        "source_domain": source_domain,
-        "target_domain": target_domain,
-        "training": {"imported_from": "pytorch-CycleGAN-and-pix2pix", "weights": weights},
-        "metrics": {},
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    write_model(output, tensors, info)
-    return info
+    return save_model(
+        output, cyclegan_generator(state), task="unpaired", image_size=256,
+        source_domain=source_domain, target_domain=target_domain,
+        training={"imported_from": "pytorch-CycleGAN-and-pix2pix", "weights": weights},
+        metrics={},
+    )  # fmt: skip
