@@ -1,4 +1,4 @@
-"""The scene dataset: identity, split and where a domain's images are found.
+"""The scene dataset: identity, split, schema, preparation and where a domain's images are.
 
 Two layouts are read:
 
@@ -13,17 +13,107 @@ image never moves between splits, whichever tool put it there.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from scenegan import storage
+from scenegan import imaging, storage
 
 SPLITS = ("train", "test")
 DEFAULT_TEST_FRACTION = 0.1
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp"}
+SCHEMA_VERSION = "scenegan-dataset/1"
+
+# Columns of the Parquet files; `domain` and `split` live in the hive path, not the files.
+IMAGE_SCHEMA = pa.schema([
+    ("image_id", pa.string()),
+    ("source_uri", pa.string()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("orig_width", pa.int32()),
+    ("orig_height", pa.int32()),
+    ("orig_format", pa.string()),
+    ("image", pa.binary()),
+    ("ingested_at", pa.timestamp("us", tz="UTC")),
+])  # fmt: skip
+REJECT_SCHEMA = pa.schema([
+    ("source_uri", pa.string()),
+    ("reason", pa.string()),
+    ("detail", pa.string()),
+    ("ingested_at", pa.timestamp("us", tz="UTC")),
+])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    """How ingest turns a source image into a stored one."""
+
+    size: int | None = None  # short side; None keeps the size
+    crop: bool = False  # with size: centre-crop to size x size
+    max_side: int | None = None  # instead of size: long side at most this, aspect kept
+    encoding: imaging.EncodeFormat = "png"
+    quality: int = 90
+    max_pixels: int = imaging.DEFAULT_LIMITS.max_pixels
+    min_side: int = imaging.DEFAULT_LIMITS.min_side
+
+    def __post_init__(self) -> None:
+        if self.size is not None and self.max_side is not None:
+            raise ValueError("give --size or --max-side, not both")
+        if self.crop and self.size is None:
+            raise ValueError("--crop needs --size")
+        for name in ("size", "max_side"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if self.encoding not in imaging.ENCODE_EXTENSIONS:
+            raise ValueError(f"encoding {self.encoding!r} is not one of png, jpeg, webp")
+        if not 1 <= self.quality <= 100:
+            raise ValueError(f"quality must be in 1..100, got {self.quality}")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    width: int
+    height: int
+    orig_width: int
+    orig_height: int
+    orig_format: str
+    image: bytes
+
+
+def prepare_image(data: bytes, settings: PrepareSettings) -> PreparedImage:
+    """Decode, validate, resize and re-encode one source image (raises `ImageError`)."""
+    limits = imaging.DecodeLimits(max_pixels=settings.max_pixels, min_side=settings.min_side)
+    decoded = imaging.decode_image(
+        data, limits=limits, draft_short_side=settings.size, draft_max_side=settings.max_side
+    )
+    image = decoded.image
+    if settings.size is not None:
+        image = (
+            imaging.resize_and_center_crop(image, settings.size)
+            if settings.crop
+            else imaging.resize_short_side(image, settings.size)
+        )
+    elif settings.max_side is not None:
+        image = imaging.resize_max_side(image, settings.max_side)
+    encoded = imaging.encode_image(image, settings.encoding, quality=settings.quality)
+    return PreparedImage(
+        image.width,
+        image.height,
+        decoded.orig_width,
+        decoded.orig_height,
+        decoded.orig_format,
+        encoded,
+    )
 
 
 def image_id_for(data: bytes) -> str:
@@ -92,3 +182,77 @@ def _iter_ingested(root: str, domain: str, splits: tuple[str, ...]) -> Iterator[
         )
     for row in table.to_pylist():
         yield SourceImage(row["image_id"], row["source_uri"], row["image"])
+
+
+# --- the dataset manifest -------------------------------------------------------------
+
+MANIFEST_NAME = "_manifest.json"
+
+
+def read_manifest(root: str) -> dict | None:
+    """`DATASET/_manifest.json`, or None when the dataset has none yet."""
+    uri = storage.join(root, MANIFEST_NAME)
+    if not storage.exists(uri):
+        return None
+    return json.loads(storage.read_bytes(uri))
+
+
+def _table(root: str, folder: str, columns: list[str]) -> pa.Table | None:
+    base = storage.join(root, folder)
+    if not storage.exists(base):
+        return None
+    filesystem, path = storage.resolve(base)
+    parts = pads.dataset(path, filesystem=filesystem, format="parquet", partitioning="hive")
+    return parts.to_table(columns=columns)
+
+
+def summarize(root: str) -> dict:
+    """Counts by domain, split and reject reason, and content fingerprints, read from the
+    Parquet files themselves (only the id and reason columns, never the images)."""
+    domains: dict[str, dict] = {}
+    images = _table(root, "images", ["image_id", "domain", "split"])
+    for row in _group_counts(images, ["domain", "split"]):
+        entry = domains.setdefault(row["domain"], {"images": {}, "rejects": {}})
+        entry["images"][row["split"]] = row["count"]
+    rejects = _table(root, "rejects", ["reason", "domain"])
+    for row in _group_counts(rejects, ["domain", "reason"]):
+        entry = domains.setdefault(row["domain"], {"images": {}, "rejects": {}})
+        entry["rejects"][row["reason"]] = row["count"]
+    for name, entry in domains.items():
+        entry["fingerprint"] = _fingerprint(images, name)
+    overall = hashlib.sha256(
+        json.dumps({d: e["fingerprint"] for d, e in sorted(domains.items())}).encode()
+    ).hexdigest()
+    return {"schema_version": SCHEMA_VERSION, "fingerprint": overall, "domains": domains}
+
+
+def _group_counts(table: pa.Table | None, keys: list[str]) -> list[dict]:
+    if table is None or table.num_rows == 0:
+        return []
+    grouped = table.group_by(keys).aggregate([([], "count_all")])
+    return [{**row, "count": row.pop("count_all")} for row in grouped.to_pylist()]
+
+
+def _fingerprint(images: pa.Table | None, domain: str) -> str:
+    """sha256 over the domain's sorted (split, image_id) pairs: equal datasets, equal prints."""
+    digest = hashlib.sha256()
+    if images is not None:
+        rows = images.filter(pc.equal(images["domain"], domain))
+        for split, image_id in sorted(zip(rows["split"].to_pylist(), rows["image_id"].to_pylist())):
+            digest.update(f"{split}/{image_id}\n".encode())
+    return digest.hexdigest()
+
+
+def write_manifest(root: str, domain: str, settings: dict) -> dict:
+    """Recount the dataset and write `_manifest.json` atomically. `settings` (how `domain`
+    was ingested, test fraction included) replace that domain's; others' are kept."""
+    previous = read_manifest(root) or {}
+    manifest = summarize(root)
+    for name, entry in manifest["domains"].items():
+        old = previous.get("domains", {}).get(name, {})
+        entry["settings"] = settings if name == domain else old.get("settings", {})
+    manifest["updated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    storage.write_bytes(
+        storage.join(root, MANIFEST_NAME), json.dumps(manifest, indent=2).encode() + b"\n"
+    )
+    return manifest

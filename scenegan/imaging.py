@@ -136,12 +136,14 @@ def decode_image(
     *,
     limits: DecodeLimits = DEFAULT_LIMITS,
     draft_short_side: int | None = None,
+    draft_max_side: int | None = None,
 ) -> DecodedImage:
     """Decode `data` into an upright RGB image, or raise `ImageError` with a reason.
 
     `draft_short_side` is a promise that the caller will downscale to at least this short
     side: JPEGs are then decoded with DCT scaling straight to the smallest power-of-two
     reduction that is still at least that large, which skips most of the decoding work.
+    `draft_max_side` is the same promise for the long side.
     """
     image = _open(data)
     orientation = _orientation(image)  # read once: EXIF parsing is not free
@@ -149,8 +151,11 @@ def decode_image(
     if orientation in (5, 6, 7, 8):  # stored rotated by 90 degrees
         width, height = height, width
     _check_size(width, height, limits)
-    if draft_short_side is not None and image.format == "JPEG":
-        scale = draft_short_side / min(image.size)
+    if image.format == "JPEG" and (draft_short_side or draft_max_side):
+        scale = max(  # both promises kept: the larger of the two sizes wins
+            draft_short_side / min(image.size) if draft_short_side else 0.0,
+            draft_max_side / max(image.size) if draft_max_side else 0.0,
+        )
         if scale < 1:
             requested = (math.ceil(image.width * scale), math.ceil(image.height * scale))
             image.draft("RGB", requested)

@@ -1,0 +1,302 @@
+"""The ingest pipeline: scene images (folders, buckets, manifests, archives) to a dataset.
+
+    PATTERNs -> ExpandInputs -> Reshuffle -> SkipIngested (join on source_uri)
+             -> ReadInput -> DecodeImage (hash, decode, resize, encode)
+             -> ResolveDuplicates (join on image_id) -> images / rejects Parquet
+
+Every input file ends as exactly one image row or one reject row of DESIGN.md's dataset.
+A rerun is idempotent: an input whose `source_uri` already has a row in this domain (image
+or reject) is skipped, so rerunning the same inputs writes nothing new, and adding files
+adds exactly those. An image whose bytes (`image_id`) are already in the domain, or repeat
+another input of the run, becomes a `duplicate` reject naming the id it repeats; within a
+run the smallest `source_uri` keeps the image. Each run writes new files named after its
+run id, so nothing written earlier (or by another domain) is touched.
+
+Run with `python -m pipelines.ingest --input ... --domain ... --output ...` or
+`scenegan ingest`, plus any Beam option (e.g. `--runner DataflowRunner ...`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.parquetio import ReadAllFromParquet, WriteToParquet
+from apache_beam.metrics import Metrics
+
+from pipelines import summary
+from pipelines.options import IngestOptions, make_pipeline, parse_options, use_storage_emulator
+from pipelines.sources import Candidate, MatchInputs, ReadInput
+from scenegan import dataset, imaging
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "ingest"
+ROWS_PER_RECORD_BATCH = 32  # image rows are large: keep the sink's in-memory batches small
+
+
+def settings_from(options: IngestOptions) -> dataset.PrepareSettings:
+    return dataset.PrepareSettings(
+        size=options.size,
+        crop=options.crop,
+        max_side=options.max_side,
+        encoding=options.encoding,
+        quality=options.quality,
+        max_pixels=options.max_pixels,
+        min_side=options.min_side,
+    )
+
+
+def validate(options: IngestOptions) -> None:
+    missing = [flag for flag, value in (("--input", options.inputs), ("--domain", options.domain),
+                                        ("--output", options.output)) if not value]  # fmt: skip
+    if missing:
+        raise ValueError(f"ingest needs {', '.join(missing)}")
+    if not options.domain.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"--domain {options.domain!r}: use letters, digits, '-' and '_' only")
+    dataset.split_for("0" * 64, options.test_fraction)  # raises on a bad fraction
+    settings_from(options)  # raises on inconsistent size flags
+    manifest = dataset.read_manifest(options.output) or {}
+    previous = manifest.get("domains", {}).get(options.domain, {}).get("settings", {})
+    fraction = previous.get("test_fraction")
+    if fraction is not None and fraction != options.test_fraction:
+        raise ValueError(
+            f"domain {options.domain!r} in {options.output} was ingested with "
+            f"--test-fraction {fraction}; use the same value, or the splits would disagree"
+        )
+
+
+# --- steps ------------------------------------------------------------------------------
+
+
+def _reject(source_uri: str, reason: str, detail: str, now: datetime) -> dict[str, Any]:
+    return {"source_uri": source_uri, "reason": reason, "detail": detail, "ingested_at": now}
+
+
+class SkipIngested(beam.DoFn):
+    """(source_uri, {"new": candidates, "old": markers}) -> the candidates to process.
+
+    An input that already has a row in the domain is accounted for: skip it. The same file
+    named twice (overlapping patterns) is one input."""
+
+    def __init__(self) -> None:
+        self.skipped = Metrics.counter(NAMESPACE, "already_ingested")
+
+    def process(self, joined: tuple[str, dict[str, Iterable]]) -> Iterator[Candidate]:
+        _, groups = joined
+        new = list(groups["new"])
+        if not new:
+            return
+        if any(True for _ in groups["old"]):
+            self.skipped.inc()
+            return
+        yield min(new, key=lambda item: (item["reason"] is not None, item["detail"]))
+
+
+class DecodeImage(beam.DoFn):
+    """Candidate -> (image_id, row): the prepared image row, or a reject with its reason.
+
+    Candidates that failed before reading (no bytes) go to the `failed` output as rejects."""
+
+    FAILED = "failed"
+
+    def __init__(self, settings: dataset.PrepareSettings, now: datetime) -> None:
+        self.settings = settings
+        self.now = now
+
+    def setup(self) -> None:
+        use_storage_emulator()
+
+    def process(self, item: Candidate) -> Iterator[Any]:
+        uri = item["source_uri"]
+        if item["data"] is None:
+            yield beam.pvalue.TaggedOutput(
+                self.FAILED, _reject(uri, item["reason"], item["detail"], self.now)
+            )
+            return
+        data = item["data"]
+        image_id = dataset.image_id_for(data)
+        try:
+            prepared = dataset.prepare_image(data, self.settings)
+        except imaging.ImageError as error:
+            yield image_id, _reject(uri, error.reason, error.detail, self.now)
+            return
+        row = {"image_id": image_id, "source_uri": uri, **vars(prepared), "ingested_at": self.now}
+        yield image_id, row
+
+
+class ResolveDuplicates(beam.DoFn):
+    """(image_id, {"new": rows, "old": markers}) -> rows: one keeps the id, the rest are
+    `duplicate` rejects (all of them, when the domain already has the id)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def process(self, joined: tuple[str, dict[str, Iterable]]) -> Iterator[dict[str, Any]]:
+        image_id, groups = joined
+        new = sorted(groups["new"], key=lambda row: row["source_uri"])
+        if not new:
+            return
+        already = any(True for _ in groups["old"])
+        keep = [] if already else new[:1]
+        yield from keep
+        for row in new[len(keep) :]:
+            yield _reject(row["source_uri"], "duplicate", image_id, self.now)
+
+
+class RouteRows(beam.DoFn):
+    """Rows -> the `train` / `test` image outputs and the `rejects` output, counted."""
+
+    def __init__(self, test_fraction: float) -> None:
+        self.test_fraction = test_fraction
+
+    def process(self, row: dict[str, Any]) -> Iterator[Any]:
+        if "reason" in row:
+            Metrics.counter(NAMESPACE, f"rejected_{row['reason']}").inc()
+            yield beam.pvalue.TaggedOutput("rejects", row)
+            return
+        Metrics.counter(NAMESPACE, "accepted").inc()
+        yield beam.pvalue.TaggedOutput(dataset.split_for(row["image_id"], self.test_fraction), row)
+
+
+class ExistingKeys(beam.PTransform):
+    """(key, True) for every `column` value already stored under `patterns`."""
+
+    def __init__(self, patterns: list[str], column: str) -> None:
+        super().__init__()
+        self.patterns = patterns
+        self.column = column
+
+    def expand(self, pipeline):
+        return (
+            pipeline
+            | "ListExisting" >> beam.Create(self.patterns)
+            | "ReadExisting" >> ReadAllFromParquet(columns=[self.column])
+            | "KeyExisting" >> beam.Map(_key_row, self.column)
+        )
+
+
+def _key_row(row: dict[str, Any], column: str) -> tuple[str, bool]:
+    return row[column], True
+
+
+def _key_by_source(item: Candidate) -> tuple[str, Candidate]:
+    return item["source_uri"], item
+
+
+# --- the graph ----------------------------------------------------------------------------
+
+
+def build(pipeline: beam.Pipeline, options: IngestOptions, run_id: str) -> dict[str, Any]:
+    """Add the ingest graph to `pipeline`; returns the written-file PCollections by output."""
+    root, domain = options.output.rstrip("/"), options.domain
+    now = datetime.now(UTC).replace(microsecond=0)
+    images_dir = f"{root}/images/domain={domain}"
+    rejects_dir = f"{root}/rejects/domain={domain}"
+    old_images = f"{images_dir}/split=*/*.parquet"
+    old_rejects = f"{rejects_dir}/*.parquet"
+
+    candidates = pipeline | "MatchInputs" >> MatchInputs(options.inputs)
+    seen_sources = (
+        (pipeline | "OldImageSources" >> ExistingKeys([old_images], "source_uri")),
+        (pipeline | "OldRejectSources" >> ExistingKeys([old_rejects], "source_uri")),
+    ) | "MergeOldSources" >> beam.Flatten()
+    fresh = (
+        {"new": candidates | "KeyBySource" >> beam.Map(_key_by_source), "old": seen_sources}
+        | "JoinOnSource" >> beam.CoGroupByKey()
+        | "SkipIngested" >> beam.ParDo(SkipIngested())
+        | "ReadInput" >> beam.ParDo(ReadInput(NAMESPACE))
+    )
+    decoded = fresh | "DecodeImage" >> beam.ParDo(
+        DecodeImage(settings_from(options), now)
+    ).with_outputs(DecodeImage.FAILED, main="decoded")
+    old_ids = pipeline | "OldImageIds" >> ExistingKeys([old_images], "image_id")
+    resolved = (
+        {"new": decoded.decoded, "old": old_ids}
+        | "JoinOnImageId" >> beam.CoGroupByKey()
+        | "ResolveDuplicates" >> beam.ParDo(ResolveDuplicates(now))
+    )
+    routed = (
+        (resolved, decoded[DecodeImage.FAILED])
+        | "AllRows" >> beam.Flatten()
+        | "RouteRows" >> beam.ParDo(RouteRows(options.test_fraction)).with_outputs(
+            "train", "test", "rejects"
+        )
+    )
+    row_group = options.row_group_mb << 20
+    written = {}
+    for split in dataset.SPLITS:
+        written[split] = routed[split] | f"Write{split.title()}" >> WriteToParquet(
+            f"{images_dir}/split={split}/part-{run_id}",
+            schema=dataset.IMAGE_SCHEMA,
+            file_name_suffix=".parquet",
+            row_group_buffer_size=row_group,
+            record_batch_size=ROWS_PER_RECORD_BATCH,
+        )
+    written["rejects"] = routed.rejects | "WriteRejects" >> WriteToParquet(
+        f"{rejects_dir}/part-{run_id}",
+        schema=dataset.REJECT_SCHEMA,
+        file_name_suffix=".parquet",
+        record_batch_size=1024,
+    )
+    return written
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run ingest to completion; returns the counters, the manifest and the run id."""
+    options = parse_options(argv, IngestOptions)
+    validate(options)
+    run_id = new_run_id()
+    started = time.perf_counter()
+    pipeline = make_pipeline(options)
+    build(pipeline, options, run_id)
+    result = pipeline.run()
+    result.wait_until_finish()
+    seconds = time.perf_counter() - started
+    counters = summary.counters(result, NAMESPACE)
+    remove_empty_parts(options.output, options.domain, run_id)
+    manifest = dataset.write_manifest(
+        options.output,
+        options.domain,
+        {**settings_from(options).to_json(), "test_fraction": options.test_fraction},
+    )
+    print(summary.ingest_table(counters, manifest["domains"].get(options.domain), seconds))
+    return {"run_id": run_id, "counters": counters, "manifest": manifest, "seconds": seconds}
+
+
+def remove_empty_parts(root: str, domain: str, run_id: str) -> None:
+    """Beam's file sink writes one empty file for an empty output; drop this run's."""
+    import pyarrow.parquet as pq
+
+    pattern = f"{root.rstrip('/')}/*/domain={domain}/**part-{run_id}*.parquet"
+    for metadata in FileSystems.match([pattern])[0].metadata_list:
+        with FileSystems.open(metadata.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            rows = pq.ParquetFile(f).metadata.num_rows
+        if rows == 0:
+            FileSystems.delete([metadata.path])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        run(sys.argv[1:] if argv is None else argv)
+    except ValueError as error:
+        print(f"ingest: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Pipeline options: one `PipelineOptions` subclass per pipeline, and how a pipeline is run.
+
+The subclasses are the single parser for a pipeline's own flags: `python -m pipelines.ingest`,
+`scenegan ingest` and (later) Flex Template parameters all read them, and any other Beam
+option on the same command line goes to Beam.
+
+Local runs are pinned to Beam's FnApiRunner. Beam 2.77's default DirectRunner first tries
+the Prism runner, which downloads a binary and only falls back after that fails; on a
+machine without internet that is a long, silent wait. `--runner DirectRunner` (or no
+`--runner`) therefore means the FnApiRunner here, which honours `--direct_running_mode`
+and `--direct_num_workers`. Any other runner name is passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import (
+    PipelineOptions,
+    StandardOptions,
+)
+
+LOCAL_RUNNER_NAMES = {None, "DirectRunner", "direct", "SwitchingDirectRunner", "FnApiRunner"}
+ENCODINGS = ("png", "jpeg", "webp")
+
+
+class IngestOptions(PipelineOptions):
+    """Flags of the ingest pipeline (see DESIGN.md's command contract)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--input",
+            dest="inputs",
+            action="append",
+            metavar="PATTERN",
+            help="a local file, directory or glob, a gs:// glob, a manifest (.txt: one URI "
+            "per line; .parquet: a 'uri' column) or a .zip/.tar archive; repeatable",
+        )
+        parser.add_argument("--domain", help="domain name, e.g. photo or monet")
+        parser.add_argument("--output", metavar="DATASET", help="dataset root (local or gs://)")
+        parser.add_argument(
+            "--size",
+            type=int,
+            default=None,
+            metavar="PX",
+            help="resize so the short side is PX (default: keep the size)",
+        )
+        parser.add_argument(
+            "--crop",
+            action="store_true",
+            help="with --size: centre-crop to a PX x PX square",
+        )
+        parser.add_argument(
+            "--max-side",
+            dest="max_side",
+            type=int,
+            default=None,
+            metavar="PX",
+            help="instead of --size: shrink so the long side is at most PX, keeping the aspect",
+        )
+        parser.add_argument("--encoding", choices=ENCODINGS, default="png")
+        parser.add_argument(
+            "--quality", type=int, default=90, help="JPEG/WebP quality (default: 90)"
+        )
+        parser.add_argument(
+            "--test-fraction",
+            dest="test_fraction",
+            type=float,
+            default=0.1,
+            help="share of images in the held-out test split, by image_id hash (default 0.1)",
+        )
+        parser.add_argument(
+            "--max-pixels",
+            dest="max_pixels",
+            type=int,
+            default=50_000_000,
+            help="reject images above this many pixels as too_large (read from the header)",
+        )
+        parser.add_argument(
+            "--min-side",
+            dest="min_side",
+            type=int,
+            default=32,
+            help="reject images whose short side is below this as too_small",
+        )
+        parser.add_argument(
+            "--row-group-mb",
+            dest="row_group_mb",
+            type=int,
+            default=32,
+            help="target Parquet row group size in MiB (image rows are large; default 32)",
+        )
+
+
+def parse_options(argv: Sequence[str] | None, options_class: type[PipelineOptions]):
+    """The pipeline's options from `argv` (its own flags plus any Beam option)."""
+    return PipelineOptions(list(argv or [])).view_as(options_class)
+
+
+def is_local(options: PipelineOptions) -> bool:
+    return options.view_as(StandardOptions).runner in LOCAL_RUNNER_NAMES
+
+
+def local_runner(options: PipelineOptions) -> beam.runners.PipelineRunner:
+    """Beam's FnApiRunner, set up the way the DirectRunner would set it up, minus Prism."""
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    provision = fn_runner.ExtendedProvisionInfo(
+        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
+    )
+    return fn_runner.FnApiRunner(provision_info=provision)
+
+
+def make_pipeline(options: PipelineOptions) -> beam.Pipeline:
+    """A pipeline on the pinned local runner, or on whatever `--runner` names."""
+    use_storage_emulator()
+    if is_local(options):
+        return beam.Pipeline(runner=local_runner(options), options=options)
+    return beam.Pipeline(options=options)
+
+
+def use_storage_emulator() -> None:
+    """With STORAGE_EMULATOR_HOST set, make Beam's GCS client go to the emulator anonymously.
+
+    Beam looks for Google credentials first and retries for about 20 s before it falls back
+    to an anonymous client. Against an emulator no credentials exist or are needed, so the
+    lookup is marked as done with no credentials, which is what Beam's fallback would end
+    with. Called in the launching process and in each DoFn's setup (worker processes).
+    Without STORAGE_EMULATOR_HOST this does nothing, and real credentials are used.
+    """
+    if not os.environ.get("STORAGE_EMULATOR_HOST"):
+        return
+    from apache_beam.internal.gcp import auth
+
+    with auth._Credentials._credentials_lock:
+        auth._Credentials._credentials_init = True
+        auth._Credentials._credentials = None
