@@ -36,10 +36,12 @@ class UsageError(ValueError):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_beam_options", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.beam_args = extra
+    args.pipeline_argv = argv[argv.index(args.command) + 1 :]  # everything after the command
     try:
         return int(args.handler(args) or 0)
     except NotBuiltError as error:
@@ -75,20 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--input", action="append", required=True, metavar="PATTERN", help=PATTERN_HELP
-    )
-    parser.add_argument("--domain", required=True, help="domain name, e.g. photo or monet")
-    parser.add_argument(
-        "--output", required=True, metavar="DATASET", help="dataset root (local or gs://)"
-    )
-    parser.add_argument(
-        "--size",
-        type=int,
-        default=256,
-        metavar="PX",
-        help="short side of the stored images (default: 256)",
-    )
+    from pipelines.options import IngestOptions
+
+    IngestOptions._add_argparse_args(parser)  # one parser: the pipeline's own options
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -224,6 +215,13 @@ def _not_built(what: str, issue: int) -> Callable[[argparse.Namespace], int]:
     return handler
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    from pipelines import ingest
+
+    ingest.run(args.pipeline_argv)
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     import json
 
@@ -316,7 +314,7 @@ _COMMANDS: dict[str, _Command] = {
     "ingest": (
         "Ingest images into a Parquet scene dataset (Beam).",
         _ingest_arguments,
-        _not_built("the ingest pipeline", 4),
+        _ingest,
         True,
     ),
     "train": ("Train a GAN on a scene dataset.", _train_arguments, _train, False),

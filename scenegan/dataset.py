@@ -203,6 +203,8 @@ def _table(root: str, folder: str, columns: list[str]) -> pa.Table | None:
         return None
     filesystem, path = storage.resolve(base)
     parts = pads.dataset(path, filesystem=filesystem, format="parquet", partitioning="hive")
+    if not parts.files:
+        return None
     return parts.to_table(columns=columns)
 
 

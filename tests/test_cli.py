@@ -29,7 +29,6 @@ CONTRACT_FLAGS = {
 }
 
 NOT_BUILT = {
-    "ingest": ["--input", "a", "--domain", "photo", "--output", "ds", "--runner", "DirectRunner"],
     "stylize": ["--model", "m", "--input", "in", "--output", "out"],
     "generate": ["--model", "m", "--count", "4", "--output", "out"],
     "registry": ["list", "reg"],
