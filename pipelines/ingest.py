@@ -227,9 +227,8 @@ def build(pipeline: beam.Pipeline, options: IngestOptions, run_id: str) -> dict[
     routed = (
         (resolved, decoded[DecodeImage.FAILED])
         | "AllRows" >> beam.Flatten()
-        | "RouteRows" >> beam.ParDo(RouteRows(options.test_fraction)).with_outputs(
-            "train", "test", "rejects"
-        )
+        | "RouteRows"
+        >> beam.ParDo(RouteRows(options.test_fraction)).with_outputs("train", "test", "rejects")
     )
     row_group = options.row_group_mb << 20
     written = {}

@@ -240,7 +240,8 @@ def _fingerprint(images: pa.Table | None, domain: str) -> str:
     digest = hashlib.sha256()
     if images is not None:
         rows = images.filter(pc.equal(images["domain"], domain))
-        for split, image_id in sorted(zip(rows["split"].to_pylist(), rows["image_id"].to_pylist())):
+        pairs = zip(rows["split"].to_pylist(), rows["image_id"].to_pylist(), strict=True)
+        for split, image_id in sorted(pairs):
             digest.update(f"{split}/{image_id}\n".encode())
     return digest.hexdigest()
 

@@ -34,14 +34,15 @@ def images(root: Path | str, domain: str | None = None) -> pa.Table:
 
 
 def rejects(root: Path | str) -> pa.Table:
-    path = f"{root}/rejects"
-    return pads.dataset(path, format="parquet", partitioning="hive").to_table().sort_by("source_uri")
+    table = pads.dataset(f"{root}/rejects", format="parquet", partitioning="hive").to_table()
+    return table.sort_by("source_uri")
 
 
 def accounted(root: Path) -> dict[str, str]:
     """source_uri -> 'image' or the reject reason, asserting each input appears once."""
     rows = [(uri, "image") for uri in images(root)["source_uri"].to_pylist()]
-    rows += list(zip(rejects(root)["source_uri"].to_pylist(), rejects(root)["reason"].to_pylist()))
+    bad = rejects(root)
+    rows += list(zip(bad["source_uri"].to_pylist(), bad["reason"].to_pylist(), strict=True))
     verdicts = dict(rows)
     assert len(verdicts) == len(rows), "an input appears more than once"
     return verdicts
@@ -117,8 +118,9 @@ def test_rerun_is_idempotent_and_adds_only_new_files(tmp_path, scene_dir):
     again = run_ingest([folder], tmp_path / "ds")
     assert accounted(tmp_path / "ds") == first
     assert again["counters"]["already_ingested"] == 7
-    assert json.loads((tmp_path / "ds" / "_manifest.json").read_text())["fingerprint"] == (
-        manifest["fingerprint"]
+    assert (
+        json.loads((tmp_path / "ds" / "_manifest.json").read_text())["fingerprint"]
+        == (manifest["fingerprint"])
     )
 
     for path in sorted(scene_dir.iterdir())[6:]:
@@ -214,8 +216,8 @@ def _tar_bytes(path: Path) -> bytes:
 def test_multi_processing_runner_gives_the_same_dataset(tmp_path, scene_dir):
     expected = {str(path): verdict for path, verdict in write_corpus(tmp_path / "in").items()}
     run_ingest([tmp_path / "in", scene_dir], tmp_path / "a")
-    run_ingest([tmp_path / "in", scene_dir], tmp_path / "b", "photo",
-               "--direct_running_mode", "multi_processing", "--direct_num_workers", "2")  # fmt: skip
+    parallel = ["--direct_running_mode", "multi_processing", "--direct_num_workers", "2"]
+    run_ingest([tmp_path / "in", scene_dir], tmp_path / "b", "photo", *parallel)
     assert accounted(tmp_path / "a") == accounted(tmp_path / "b")
     assert len(accounted(tmp_path / "b")) == len(expected) + 10
     columns = ["source_uri", "image_id", "image", "split"]
@@ -232,8 +234,9 @@ def test_local_runs_are_pinned_away_from_prism():
 
 def test_graph_builds_for_dataflow_without_submitting(tmp_path):
     argv = ["--input", "gs://bucket/photos/*.jpg", "--domain", "photo", "--output",
-            "gs://bucket/ds", "--runner", "DataflowRunner", "--project", "scenegan-test", "--region",
-            "us-central1", "--temp_location", "gs://bucket/tmp", "--dry_run=True"]  # fmt: skip
+            "gs://bucket/ds", "--runner", "DataflowRunner", "--project", "scenegan-test",
+            "--region", "us-central1", "--temp_location", "gs://bucket/tmp",
+            "--dry_run=True"]  # fmt: skip
     parsed = options.parse_options(argv, options.IngestOptions)
     pipeline = beam.Pipeline(options=parsed)
     ingest.build(pipeline, parsed, "run-1")
