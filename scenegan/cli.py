@@ -121,6 +121,14 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, metavar="N")
     parser.add_argument("--sample-every", type=int, metavar="N")
     parser.add_argument(
+        "--reader",
+        choices=("auto", "memory", "stream"),
+        help="stream an ingested dataset's row groups (auto: stream when --data is ingested "
+        "and the task is not paired) or read every image into memory",
+    )
+    parser.add_argument("--loader-workers", type=int, metavar="N", help="streaming reader workers")
+    parser.add_argument("--shuffle-buffer", type=int, metavar="N", help="streaming shuffle buffer")
+    parser.add_argument(
         "--dry-run", action="store_true", help="print the resolved config as JSON and exit"
     )
 
@@ -233,7 +241,8 @@ def _train(args: argparse.Namespace) -> int:
         "augment": args.augment, "batch_size": args.batch_size, "seed": args.seed,
         "pool_size": args.pool_size,
         "amp": args.amp, "checkpoint_every": args.checkpoint_every,
-        "sample_every": args.sample_every,
+        "sample_every": args.sample_every, "reader": args.reader,
+        "loader_workers": args.loader_workers, "shuffle_buffer": args.shuffle_buffer,
     }  # fmt: skip
     if args.image_size:
         overrides.update(image_size=args.image_size, load_size=round(args.image_size * 1.12))

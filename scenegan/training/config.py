@@ -59,6 +59,9 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     eval_every: int = 0  # held-out metrics every N steps (0: only at the end); -1: never
+    reader: str = "auto"  # memory | stream | auto (stream for ingested datasets, unpaired/uncond.)
+    loader_workers: int = 2  # DataLoader worker processes per rank for the streaming reader
+    shuffle_buffer: int = 512  # encoded images held for shuffling, per worker
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

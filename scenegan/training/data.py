@@ -8,6 +8,7 @@ recomputed, and a resumed run sees exactly the images an uninterrupted one would
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -67,6 +68,13 @@ class DomainImages:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def fingerprint(self) -> str:
+        """sha256 over the name and sorted image ids: exactly which images train."""
+        digest = hashlib.sha256(f"{self.name}:".encode())
+        for image_id in sorted(image.image_id for image in self.images):
+            digest.update(image_id.encode())
+        return digest.hexdigest()
 
     def _decode(self, data: bytes) -> torch.Tensor:
         decoded = imaging.decode_image(data, draft_short_side=self.load_size)

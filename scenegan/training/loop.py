@@ -28,6 +28,7 @@ from scenegan.training.config import TrainConfig
 from scenegan.training.data import DomainImages
 from scenegan.training.evaluate import evaluate
 from scenegan.training.run import RunDirectory
+from scenegan.training.stream import DatasetStream, StreamedDomain
 from scenegan.training.tasks import Task, build_task
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def training_loop(
     run = RunDirectory(config.output)
     start, state = _starting_point(run, config, resume)
     seed_everything(config.seed)  # network initialisation: the same on every rank
-    domains = load_domains(config)
+    domains = load_domains(config, start_step=start, rank=rank, world_size=world_size)
     task = build_task(config, device, rank, world_size, domains)
     fingerprint = data_fingerprint(domains)
     held_out = _held_out(config) if rank == 0 and config.eval_every >= 0 else None
@@ -97,7 +98,50 @@ def training_loop(
     return TrainResult(config.output, config.steps, start, rate, losses)
 
 
-def load_domains(config: TrainConfig, split: str = "train") -> dict[str, DomainImages]:
+def uses_stream(config: TrainConfig) -> bool:
+    """Stream from Parquet (`reader=stream`, or `auto` on an ingested dataset); paired data
+    needs its pairs matched by name, so it is read into memory."""
+    if config.reader not in ("auto", "memory", "stream"):
+        raise ValueError(f"reader {config.reader!r}: choose auto, memory or stream")
+    if config.reader == "memory" or config.task == "paired":
+        if config.reader == "stream":
+            raise ValueError("the paired task reads its pairs into memory: use --reader memory")
+        return False
+    ingested = dataset.is_ingested(config.data)
+    if config.reader == "stream" and not ingested:
+        raise ValueError(f"--reader stream needs an ingested dataset; {config.data} is not one")
+    return ingested
+
+
+def streamed_domains(
+    config: TrainConfig, start_step: int, rank: int, world_size: int
+) -> dict[str, StreamedDomain]:
+    def domain(name: str, stream_id: int) -> StreamedDomain:
+        stream = DatasetStream(
+            config.data, name, "train", image_size=config.image_size,
+            load_size=config.load_size, seed=config.seed * 1000 + stream_id, rank=rank,
+            world_size=world_size, shuffle_buffer=config.shuffle_buffer,
+            start_batch=start_step, batch_size=config.batch_size,
+        )  # fmt: skip
+        return StreamedDomain(stream, num_workers=config.loader_workers)
+
+    target = domain(str(config.target_domain), 2)
+    if config.task == "unconditional":
+        return {"B": target}
+    return {"A": domain(str(config.source_domain), 1), "B": target}
+
+
+def load_domains(
+    config: TrainConfig,
+    split: str = "train",
+    *,
+    start_step: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> dict[str, DomainImages] | dict[str, StreamedDomain]:
+    if split == "train" and uses_stream(config):
+        return streamed_domains(config, start_step, rank, world_size)
+
     def images(name: str, split: str | None) -> list[dataset.SourceImage]:
         return list(
             dataset.iter_domain(config.data, name, split, test_fraction=config.test_fraction)
@@ -170,13 +214,11 @@ def _write_periodic(
         run.flush()
 
 
-def data_fingerprint(domains: dict[str, DomainImages]) -> str:
-    """sha256 over the domains' names and sorted image ids: the exact training set."""
+def data_fingerprint(domains: dict[str, DomainImages | StreamedDomain]) -> str:
+    """sha256 over the domains' fingerprints: the exact training set."""
     digest = hashlib.sha256()
     for name in sorted(domains):
-        digest.update(f"{domains[name].name}:".encode())
-        for image_id in sorted(image.image_id for image in domains[name].images):
-            digest.update(image_id.encode())
+        digest.update(f"{name}={domains[name].fingerprint()};".encode())
     return digest.hexdigest()
 
 

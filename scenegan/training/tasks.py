@@ -34,6 +34,7 @@ from scenegan.training.components import (
 )
 from scenegan.training.config import TrainConfig
 from scenegan.training.data import DomainImages, indices_for_step, rank_slice, step_generator
+from scenegan.training.stream import StreamedDomain
 
 # `purpose` numbers for step generators: one independent stream per use.
 _DATA_A, _DATA_B, _AUGMENT, _POOL, _NOISE, _PENALTY = range(6)
@@ -93,6 +94,11 @@ class Task:
         global batch on every rank, then sliced, so N ranks see exactly the images (and
         crops) one process would at the same global batch."""
         images = self.domains[domain]
+        if isinstance(images, StreamedDomain):  # already this rank's share, augmented
+            batch = images.next_batch().to(self.device)
+            if self.device.type == "cuda":
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            return batch
         count = self.config.batch_size * self.world_size
         indices = indices_for_step(len(images), count, step, seed=self.config.seed, stream=stream)
         crops = images.crop_params(count, step_generator(self.config.seed, step, stream))
