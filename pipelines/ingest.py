@@ -1,8 +1,12 @@
 """The ingest pipeline: scene images (folders, buckets, manifests, archives) to a dataset.
 
     PATTERNs -> ExpandInputs -> Reshuffle -> SkipIngested (join on source_uri)
-             -> ReadInput -> DecodeImage (hash, decode, resize, encode)
-             -> ResolveDuplicates (join on image_id) -> images / rejects Parquet
+             -> HashInput -> ResolveDuplicates (join on image_id)
+             -> DecodeImage (decode, validate, resize, encode) -> images / rejects Parquet
+
+Only ids and URIs cross the two joins; image bytes are read where they are hashed and read
+again where they are decoded, so the runner never holds the images of a run (the local
+runner keeps grouped data in memory). Decoding and writing are fused in one stage.
 
 Every input file ends as exactly one image row or one reject row of DESIGN.md's dataset.
 A rerun is idempotent: an input whose `source_uri` already has a row in this domain (image
@@ -34,7 +38,7 @@ from apache_beam.metrics import Metrics
 
 from pipelines import summary
 from pipelines.options import IngestOptions, make_pipeline, parse_options, use_storage_emulator
-from pipelines.sources import Candidate, MatchInputs, ReadInput
+from pipelines.sources import Candidate, MatchInputs, read_input
 from scenegan import dataset, imaging
 
 log = logging.getLogger(__name__)
@@ -101,12 +105,62 @@ class SkipIngested(beam.DoFn):
         yield min(new, key=lambda item: (item["reason"] is not None, item["detail"]))
 
 
-class DecodeImage(beam.DoFn):
-    """Candidate -> (image_id, row): the prepared image row, or a reject with its reason.
+class HashInput(beam.DoFn):
+    """Candidate -> (image_id, candidate): reads the bytes to hash them, then lets go of
+    them (archive members keep theirs), so the duplicate join moves ids, not images.
 
-    Candidates that failed before reading (no bytes) go to the `failed` output as rejects."""
+    Candidates that cannot be read go to the `failed` output as reject rows."""
 
     FAILED = "failed"
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.read = Metrics.counter(NAMESPACE, "read")
+
+    def setup(self) -> None:
+        use_storage_emulator()
+
+    def process(self, item: Candidate) -> Iterator[Any]:
+        self.read.inc()
+        data, failure = read_input(item)
+        if failure is not None:
+            reason, detail = failure
+            yield beam.pvalue.TaggedOutput(
+                self.FAILED, _reject(item["source_uri"], reason, detail, self.now)
+            )
+            return
+        image_id = dataset.image_id_for(data)
+        yield image_id, {**item, "image_id": image_id}
+
+
+class ResolveDuplicates(beam.DoFn):
+    """(image_id, {"new": candidates, "old": markers}) -> the one candidate that keeps the
+    id, and `duplicate` rejects for the rest (all of them, when the domain has the id)."""
+
+    DUPLICATE = "duplicate"
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def process(self, joined: tuple[str, dict[str, Iterable]]) -> Iterator[Any]:
+        image_id, groups = joined
+        new = sorted(groups["new"], key=lambda item: item["source_uri"])
+        if not new:
+            return
+        already = any(True for _ in groups["old"])
+        keep = [] if already else new[:1]
+        yield from keep
+        for item in new[len(keep) :]:
+            row = _reject(item["source_uri"], "duplicate", image_id, self.now)
+            yield beam.pvalue.TaggedOutput(self.DUPLICATE, row)
+
+
+class DecodeImage(beam.DoFn):
+    """Candidate -> an image row (decoded, validated, resized, encoded) or a reject row.
+
+    Plain files are read a second time here (the first read only hashed them); if the
+    bytes changed in between, the file is rejected as `unreadable` rather than stored
+    under an id that is not its own."""
 
     def __init__(self, settings: dataset.PrepareSettings, now: datetime) -> None:
         self.settings = settings
@@ -115,41 +169,20 @@ class DecodeImage(beam.DoFn):
     def setup(self) -> None:
         use_storage_emulator()
 
-    def process(self, item: Candidate) -> Iterator[Any]:
+    def process(self, item: Candidate) -> Iterator[dict[str, Any]]:
         uri = item["source_uri"]
-        if item["data"] is None:
-            yield beam.pvalue.TaggedOutput(
-                self.FAILED, _reject(uri, item["reason"], item["detail"], self.now)
-            )
+        data, failure = read_input(item)
+        if failure is not None or dataset.image_id_for(data or b"") != item["image_id"]:
+            reason, detail = failure or ("unreadable", "the file changed during ingest")
+            yield _reject(uri, reason, detail, self.now)
             return
-        data = item["data"]
-        image_id = dataset.image_id_for(data)
         try:
             prepared = dataset.prepare_image(data, self.settings)
         except imaging.ImageError as error:
-            yield image_id, _reject(uri, error.reason, error.detail, self.now)
+            yield _reject(uri, error.reason, error.detail, self.now)
             return
-        row = {"image_id": image_id, "source_uri": uri, **vars(prepared), "ingested_at": self.now}
-        yield image_id, row
-
-
-class ResolveDuplicates(beam.DoFn):
-    """(image_id, {"new": rows, "old": markers}) -> rows: one keeps the id, the rest are
-    `duplicate` rejects (all of them, when the domain already has the id)."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def process(self, joined: tuple[str, dict[str, Iterable]]) -> Iterator[dict[str, Any]]:
-        image_id, groups = joined
-        new = sorted(groups["new"], key=lambda row: row["source_uri"])
-        if not new:
-            return
-        already = any(True for _ in groups["old"])
-        keep = [] if already else new[:1]
-        yield from keep
-        for row in new[len(keep) :]:
-            yield _reject(row["source_uri"], "duplicate", image_id, self.now)
+        image_id = item["image_id"]
+        yield {"image_id": image_id, "source_uri": uri, **vars(prepared), "ingested_at": self.now}
 
 
 class RouteRows(beam.DoFn):
@@ -213,19 +246,21 @@ def build(pipeline: beam.Pipeline, options: IngestOptions, run_id: str) -> dict[
         {"new": candidates | "KeyBySource" >> beam.Map(_key_by_source), "old": seen_sources}
         | "JoinOnSource" >> beam.CoGroupByKey()
         | "SkipIngested" >> beam.ParDo(SkipIngested())
-        | "ReadInput" >> beam.ParDo(ReadInput(NAMESPACE))
     )
-    decoded = fresh | "DecodeImage" >> beam.ParDo(
-        DecodeImage(settings_from(options), now)
-    ).with_outputs(DecodeImage.FAILED, main="decoded")
+    hashed = fresh | "HashInput" >> beam.ParDo(HashInput(now)).with_outputs(
+        HashInput.FAILED, main="hashed"
+    )
     old_ids = pipeline | "OldImageIds" >> ExistingKeys([old_images], "image_id")
     resolved = (
-        {"new": decoded.decoded, "old": old_ids}
+        {"new": hashed.hashed, "old": old_ids}
         | "JoinOnImageId" >> beam.CoGroupByKey()
-        | "ResolveDuplicates" >> beam.ParDo(ResolveDuplicates(now))
+        | "ResolveDuplicates"
+        >> beam.ParDo(ResolveDuplicates(now)).with_outputs(ResolveDuplicates.DUPLICATE, main="kept")
     )
+    decoded = resolved.kept | "DecodeImage" >> beam.ParDo(DecodeImage(settings_from(options), now))
+    rows = (decoded, resolved[ResolveDuplicates.DUPLICATE], hashed[HashInput.FAILED])
     routed = (
-        (resolved, decoded[DecodeImage.FAILED])
+        rows
         | "AllRows" >> beam.Flatten()
         | "RouteRows"
         >> beam.ParDo(RouteRows(options.test_fraction)).with_outputs("train", "test", "rejects")

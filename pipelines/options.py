@@ -18,10 +18,7 @@ import os
 from collections.abc import Sequence
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import (
-    PipelineOptions,
-    StandardOptions,
-)
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 LOCAL_RUNNER_NAMES = {None, "DirectRunner", "direct", "SwitchingDirectRunner", "FnApiRunner"}
 ENCODINGS = ("png", "jpeg", "webp")
@@ -119,9 +116,19 @@ def local_runner(options: PipelineOptions) -> beam.runners.PipelineRunner:
 
 
 def make_pipeline(options: PipelineOptions) -> beam.Pipeline:
-    """A pipeline on the pinned local runner, or on whatever `--runner` names."""
+    """A pipeline on the pinned local runner, or on whatever `--runner` names.
+
+    Locally, unless `--direct_running_mode` is given, bundles run on one thread per core
+    (`multi_threading`): decoding, resizing and encoding release the GIL, and threads
+    avoid moving every element between processes (measured in bench/ingest.py)."""
     use_storage_emulator()
     if is_local(options):
+        chosen = options.get_all_options(drop_default=True)
+        if "direct_running_mode" not in chosen:
+            direct = options.view_as(DirectOptions)
+            direct.direct_running_mode = "multi_threading"
+            if "direct_num_workers" not in chosen:
+                direct.direct_num_workers = os.cpu_count() or 1
         return beam.Pipeline(runner=local_runner(options), options=options)
     return beam.Pipeline(options=options)
 

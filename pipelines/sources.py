@@ -7,7 +7,7 @@ images. Each input file becomes one *candidate*, a dict:
     {"source_uri": str, "data": bytes | None, "reason": str | None, "detail": str}
 
 `data` is filled for archive members (an archive is read once, front to back); plain files
-are read later, after the reshuffle, by `ReadInput`. A candidate that already failed
+are read later, after the reshuffle, with `read_input`. A candidate that already failed
 (`reason` set: a pattern that matched nothing, an unreadable manifest line, a missing file)
 still flows through the pipeline and ends as a reject row, so every input is accounted for.
 
@@ -248,36 +248,20 @@ def _tar_members(handle) -> Iterator[tuple[str, bytes]]:
                 yield info.name, extracted.read() if extracted else b""
 
 
-class ReadInput(beam.DoFn):
-    """Fills a candidate's `data` from its file; a missing or unreadable file is a reject."""
-
-    def __init__(self, namespace: str) -> None:
-        self.read = Metrics.counter(namespace, "read")
-        self.read_bytes = Metrics.counter(namespace, "read_bytes")
-
-    def setup(self) -> None:
-        use_storage_emulator()
-
-    def process(self, item: Candidate) -> Iterator[Candidate]:
-        self.read.inc()
-        if item["reason"] is not None or item["data"] is not None:
-            if item["data"] is not None:
-                self.read_bytes.inc(len(item["data"]))
-            yield item
-            return
-        uri = item["source_uri"]
-        try:
-            with open_raw(uri) as handle:
-                data = handle.read()
-        except FileNotFoundError:
-            yield failed(uri, "not_found", "the file does not exist")
-            return
-        except Exception as error:
-            kind = "not_found" if "not found" in str(error).lower() else "unreadable"
-            yield failed(uri, kind, f"reading failed: {type(error).__name__}: {error}")
-            return
-        self.read_bytes.inc(len(data))
-        yield {**item, "data": data}
+def read_input(item: Candidate) -> tuple[bytes | None, tuple[str, str] | None]:
+    """(bytes, None) for a candidate, or (None, (reason, detail)) when it cannot be read."""
+    if item["reason"] is not None:
+        return None, (item["reason"], item["detail"])
+    if item["data"] is not None:
+        return item["data"], None
+    try:
+        with open_raw(item["source_uri"]) as handle:
+            return handle.read(), None
+    except FileNotFoundError:
+        return None, ("not_found", "the file does not exist")
+    except Exception as error:
+        kind = "not_found" if "not found" in str(error).lower() else "unreadable"
+        return None, (kind, f"reading failed: {type(error).__name__}: {error}")
 
 
 class MatchInputs(beam.PTransform):
