@@ -51,7 +51,7 @@ def settings_from(options: IngestOptions) -> dataset.PrepareSettings:
     return dataset.PrepareSettings(
         size=options.size,
         crop=options.crop,
-        max_side=options.max_side,
+        max_side=options.max_side or None,
         encoding=options.encoding,
         quality=options.quality,
         max_pixels=options.max_pixels,

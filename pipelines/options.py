@@ -24,8 +24,10 @@ LOCAL_RUNNER_NAMES = {None, "DirectRunner", "direct", "SwitchingDirectRunner", "
 ENCODINGS = ("png", "jpeg", "webp")
 
 
-class IngestOptions(PipelineOptions):
-    """Flags of the ingest pipeline (see DESIGN.md's command contract)."""
+class SceneganOptions(PipelineOptions):
+    """Flags every scenegan pipeline shares. Beam parses all direct PipelineOptions
+    subclasses together, so a flag may be declared only once: shared ones live here and
+    each pipeline's class (a subclass of this one) declares only its own."""
 
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
@@ -35,10 +37,30 @@ class IngestOptions(PipelineOptions):
             action="append",
             metavar="PATTERN",
             help="a local file, directory or glob, a gs:// glob, a manifest (.txt: one URI "
-            "per line; .parquet: a 'uri' column) or a .zip/.tar archive; repeatable",
+            "per line; .parquet: a 'uri' column), a .zip/.tar archive, or (stylize) a dataset "
+            "folder DATASET/images/domain=D[/split=S]; repeatable",
         )
+        parser.add_argument("--output", help="DATASET (ingest) or OUT (stylize), local or gs://")
+        parser.add_argument(
+            "--max-side",
+            dest="max_side",
+            type=int,
+            default=None,
+            metavar="PX",
+            help="shrink so the long side is at most PX, keeping the aspect (ingest: instead "
+            "of --size, default keep; stylize: default 512; 0 keeps the size)",
+        )
+        parser.add_argument(
+            "--quality", type=int, default=90, help="JPEG/WebP quality (default: 90)"
+        )
+
+
+class IngestOptions(SceneganOptions):
+    """Flags of the ingest pipeline (see DESIGN.md's command contract)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--domain", help="domain name, e.g. photo or monet")
-        parser.add_argument("--output", metavar="DATASET", help="dataset root (local or gs://)")
         parser.add_argument(
             "--size",
             type=int,
@@ -51,18 +73,7 @@ class IngestOptions(PipelineOptions):
             action="store_true",
             help="with --size: centre-crop to a PX x PX square",
         )
-        parser.add_argument(
-            "--max-side",
-            dest="max_side",
-            type=int,
-            default=None,
-            metavar="PX",
-            help="instead of --size: shrink so the long side is at most PX, keeping the aspect",
-        )
         parser.add_argument("--encoding", choices=ENCODINGS, default="png")
-        parser.add_argument(
-            "--quality", type=int, default=90, help="JPEG/WebP quality (default: 90)"
-        )
         parser.add_argument(
             "--test-fraction",
             dest="test_fraction",
@@ -91,6 +102,68 @@ class IngestOptions(PipelineOptions):
             default=32,
             help="target Parquet row group size in MiB (image rows are large; default 32)",
         )
+
+
+class StylizeOptions(SceneganOptions):
+    """Flags of the stylize pipeline."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--model", metavar="MODEL", help="a MODEL directory (local/gs://)")
+        parser.add_argument(
+            "--resize-back",
+            dest="resize_back",
+            action="store_true",
+            help="resize each output back to its source's size",
+        )
+        parser.add_argument(
+            "--tile-above",
+            dest="tile_above",
+            type=int,
+            default=1536,
+            help="images whose long side exceeds PX run as blended tiles",
+        )
+        parser.add_argument("--tile-size", dest="tile_size", type=int, default=512)
+        parser.add_argument("--tile-overlap", dest="tile_overlap", type=int, default=64)
+        parser.add_argument(
+            "--bucket",
+            type=int,
+            default=32,
+            help="pad sizes to multiples of PX so similar shapes batch together",
+        )
+        parser.add_argument("--format", dest="image_format", choices=ENCODINGS, default="jpeg")
+        parser.add_argument(
+            "--batch-size",
+            dest="batch_size",
+            type=int,
+            default=8,
+            help="images per forward pass (RunInference max_batch_size)",
+        )
+        parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+        parser.add_argument(
+            "--amp",
+            choices=("auto", "on", "off"),
+            default="auto",
+            help="autocast (auto: on CUDA only)",
+        )
+        parser.add_argument("--report-samples", dest="report_samples", type=int, default=8)
+        parser.add_argument(
+            "--shards",
+            type=int,
+            default=16,
+            help="batching keys per image shape (parallelism of batching)",
+        )
+        parser.add_argument("--run-id", dest="run_id", default=None)
+        parser.add_argument("--count", type=int, default=0, help="generate: images to make")
+        parser.add_argument("--seed", type=int, default=0, help="generate: noise seed")
+
+
+def add_arguments(parser: argparse.ArgumentParser, options_class: type[PipelineOptions]) -> None:
+    """All flags of `options_class` (its own and its bases'), as Beam would parse them."""
+    for cls in reversed(options_class.mro()):
+        if issubclass(cls, PipelineOptions) and cls is not PipelineOptions:
+            if "_add_argparse_args" in cls.__dict__:
+                cls._add_argparse_args(parser)
 
 
 def parse_options(argv: Sequence[str] | None, options_class: type[PipelineOptions]):

@@ -119,6 +119,9 @@ class ExpandInputs(beam.DoFn):
 
     def process(self, pattern: str) -> Iterator[Candidate]:
         self.patterns.inc()
+        if is_dataset_partition(pattern):
+            yield from dataset_rows(pattern)
+            return
         kind = manifest_kind(pattern)
         if kind == "text":
             yield from text_manifest(pattern)
@@ -139,6 +142,27 @@ class ExpandInputs(beam.DoFn):
                 yield from archive_members(uri)
             else:
                 yield candidate(uri)
+
+
+def is_dataset_partition(pattern: str) -> bool:
+    """A folder of an ingested dataset, e.g. DATASET/images/domain=photo/split=test."""
+    return "/images/domain=" in pattern and not (WILDCARDS & set(pattern))
+
+
+def dataset_rows(pattern: str) -> Iterator[Candidate]:
+    """The image rows under a dataset folder: their stored bytes, ids and source URIs."""
+    files = [uri for uri in match_files(pattern) if uri.endswith(PARQUET_SUFFIX)]
+    if not files:
+        yield failed(pattern, "not_found", "no Parquet files in this dataset folder")
+    for uri in files:
+        with open_raw(uri) as handle:
+            parquet = pq.ParquetFile(handle)
+            for batch in parquet.iter_batches(batch_size=256, columns=["image_id", "source_uri",
+                                                                       "image"]):  # fmt: skip
+                for row in batch.to_pylist():
+                    item = candidate(row["source_uri"], row["image"])
+                    item["image_id"] = row["image_id"]
+                    yield item
 
 
 def _manifest_entry(manifest: str, number: int, line: str) -> Candidate | None:

@@ -41,3 +41,16 @@ def ingest_table(totals: dict[str, int], domain: dict | None, seconds: float) ->
             rows.append((f"domain total: {split}", count))
         rows.append(("domain total: rejects", sum(domain["rejects"].values())))
     return table(rows, "ingest summary")
+
+
+def stylize_table(totals: dict[str, int], seconds: float, output: str, run_id: str) -> str:
+    """Counts by status (and reject reason), images/s, and where the report went."""
+    rows: list[tuple[str, Any]] = [
+        (status, totals.get(f"status_{status}", 0)) for status in ("ok", "skipped", "rejected")
+    ]
+    rejected = sorted((k, v) for k, v in totals.items() if k.startswith("rejected_"))
+    rows += [(f"  rejected: {name.removeprefix('rejected_')}", n) for name, n in rejected]
+    rows.append(("images/s (ok)", f"{totals.get('ok', 0) / max(seconds, 1e-9):.1f}"))
+    rows.append(("seconds", f"{seconds:.1f}"))
+    table_text = table(rows, f"stylize summary (run {run_id})")
+    return f"{table_text}\nmetadata: {output}/metadata/run={run_id}/\nreport: {output}/report/"

@@ -77,9 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
-    from pipelines.options import IngestOptions
+    from pipelines.options import IngestOptions, add_arguments
 
-    IngestOptions._add_argparse_args(parser)  # one parser: the pipeline's own options
+    add_arguments(parser, IngestOptions)  # one parser: the pipeline's own options
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:

@@ -164,6 +164,25 @@ def decode_image(
     return DecodedImage(rgb, width, height, str(image.format).lower())
 
 
+def probe_image(data: bytes, *, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[int, int, str]:
+    """(upright width, height, format) from the header alone, checked against `limits`;
+    raises `ImageError` like `decode_image`. Damage past the header shows only on decode."""
+    image = _open(data)
+    width, height = image.size
+    if _orientation(image) in (5, 6, 7, 8):
+        width, height = height, width
+    _check_size(width, height, limits)
+    return width, height, str(image.format).lower()
+
+
+def max_side_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """The size `resize_max_side` produces, without touching pixels."""
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def load_image(path: str | Path, **kwargs: object) -> DecodedImage:
     """`decode_image` on a local file's bytes (any name: spaces and non-ASCII are fine)."""
     return decode_image(Path(path).read_bytes(), **kwargs)  # type: ignore[arg-type]
@@ -403,11 +422,9 @@ def resize_and_center_crop(image: Image.Image, size: int) -> Image.Image:
 
 def resize_max_side(image: Image.Image, max_side: int) -> Image.Image:
     """Shrink so the longer side is at most `max_side`, keeping the aspect; never enlarges."""
-    width, height = image.size
-    if max(width, height) <= max_side:
+    target = max_side_size(*image.size, max_side)
+    if target == image.size:
         return image
-    scale = max_side / max(width, height)
-    target = (max(1, round(width * scale)), max(1, round(height * scale)))
     return image.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 

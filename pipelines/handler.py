@@ -1,0 +1,98 @@
+"""The one bridge from Beam's RunInference to a scenegan MODEL.
+
+`SceneModelHandler` loads MODEL once per worker process (RunInference shares the loaded
+model between the threads of a process), runs batches on CPU or CUDA (autocast on CUDA),
+and returns uint8 arrays on the CPU, never tensors on the device. `NoiseModelHandler` does
+the same for unconditional models, from image indices to images.
+
+Batching is RunInference's: `batch_elements_kwargs` always sets `max_batch_size`.
+(`max_batch_weight` is deliberately not used: it crashes Beam 2.77.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from pipelines.options import use_storage_emulator
+from scenegan import artifact
+from scenegan.inference import Stylizer, generate_images
+
+
+class SceneModelHandler(ModelHandler[np.ndarray, PredictionResult, Stylizer]):
+    """(H, W, 3) uint8 arrays, padded to the generator's stride -> stylized arrays."""
+
+    def __init__(
+        self,
+        model_uri: str,
+        *,
+        device: str = "auto",
+        amp: str = "auto",
+        max_batch_size: int = 8,
+        tile_above: int = 1536,
+        tile_size: int = 512,
+        tile_overlap: int = 64,
+    ) -> None:
+        super().__init__()
+        self.model_uri, self.device, self.amp = model_uri, device, amp
+        self.max_batch_size = max_batch_size
+        self.tile_above, self.tile_size, self.tile_overlap = tile_above, tile_size, tile_overlap
+
+    def load_model(self) -> Stylizer:
+        use_storage_emulator()
+        loaded = artifact.load_model(self.model_uri)
+        amp = None if self.amp == "auto" else self.amp == "on"
+        return Stylizer(loaded, device=self.device, amp=amp, max_batch_size=self.max_batch_size,
+                        tile_size=self.tile_size, tile_overlap=self.tile_overlap)  # fmt: skip
+
+    def run_inference(
+        self,
+        batch: Sequence[np.ndarray],
+        model: Stylizer,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[PredictionResult]:
+        outputs: list[np.ndarray | None] = [None] * len(batch)
+        regular = [i for i, image in enumerate(batch) if max(image.shape[:2]) <= self.tile_above]
+        for index, output in zip(regular, model.run_batch([batch[i] for i in regular]),
+                                 strict=True):  # fmt: skip
+            outputs[index] = output
+        for index, image in enumerate(batch):
+            if outputs[index] is None:
+                outputs[index] = model.run_tiled(image)
+        model_id = model.model.model_id
+        return [PredictionResult(None, output, model_id) for output in outputs]
+
+    def batch_elements_kwargs(self) -> dict[str, Any]:
+        return {"min_batch_size": 1, "max_batch_size": self.max_batch_size}
+
+    def get_metrics_namespace(self) -> str:
+        return "scenegan_inference"
+
+
+class NoiseModelHandler(ModelHandler[int, PredictionResult, artifact.LoadedModel]):
+    """Image indices -> images from an unconditional MODEL; image i depends on (seed, i)."""
+
+    def __init__(self, model_uri: str, *, seed: int, device: str = "auto",
+                 max_batch_size: int = 16) -> None:  # fmt: skip
+        super().__init__()
+        self.model_uri, self.seed, self.device = model_uri, seed, device
+        self.max_batch_size = max_batch_size
+
+    def load_model(self) -> artifact.LoadedModel:
+        use_storage_emulator()
+        return artifact.load_model(self.model_uri)
+
+    def run_inference(
+        self,
+        batch: Sequence[int],
+        model: artifact.LoadedModel,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[PredictionResult]:
+        by_index = dict(generate_images(model, 0, self.seed, self.device, indices=list(batch)))
+        return [PredictionResult(i, by_index[i], model.model_id) for i in batch]
+
+    def batch_elements_kwargs(self) -> dict[str, Any]:
+        return {"min_batch_size": 1, "max_batch_size": self.max_batch_size}

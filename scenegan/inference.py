@@ -1,0 +1,260 @@
+"""Running a MODEL's generator on images: batches of one shape, tiles for large images.
+
+`Stylizer` wraps a loaded MODEL on a device. It takes uint8 (H, W, 3) arrays that are already
+padded to the generator's stride and returns uint8 arrays of the same shape, on the CPU:
+
+* `run_batch`: arrays are grouped by shape and each group is stacked and run together
+  (`max_batch_size` at a time), in bf16 autocast and channels_last on CUDA;
+* `run_tiled`: one large image as overlapping tiles whose outputs are blended with linear
+  ramps, so no seam shows. Instance normalisation is the catch: per-tile statistics differ
+  from the whole image's and each tile would come out in a slightly different tone. So the
+  whole image is first run once shrunk to tile size, each InstanceNorm layer's per-channel
+  mean and variance are recorded, and the tiles are normalised with those instead.
+
+Nothing here imports Beam: the pipelines' ModelHandler and plain loops use the same code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from scenegan import imaging
+from scenegan.artifact import LoadedModel
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {name}: CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def bucket_multiple(stride: int, bucket: int) -> int:
+    """Pad sizes to a multiple of both the stride and the bucket: fewer distinct shapes."""
+    return math.lcm(stride, max(1, bucket))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    pixels: np.ndarray  # (H, W, 3) uint8, padded
+    box: imaging.PadBox  # where the image sits in `pixels`
+
+
+def prepare(image: Image.Image, *, max_side: int | None, multiple: int) -> Prepared:
+    pixels, box = imaging.fit_and_pad(image, multiple, max_side=max_side)
+    return Prepared(np.ascontiguousarray(pixels), box)
+
+
+def finish(
+    output: np.ndarray, box: imaging.PadBox, resize_to: tuple[int, int] | None
+) -> Image.Image:
+    """Crop the padding away; optionally resize back to (width, height)."""
+    image = Image.fromarray(imaging.crop_to_box(output, box))
+    if resize_to is not None and image.size != resize_to:
+        image = image.resize(resize_to, Image.Resampling.BICUBIC)
+    return image
+
+
+class Stylizer:
+    """A MODEL's generator on a device, for uint8 images in and out."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        *,
+        device: str = "auto",
+        amp: bool | None = None,
+        max_batch_size: int = 8,
+        tile_size: int = 512,
+        tile_overlap: int = 64,
+    ) -> None:
+        self.model, self.device = model, pick_device(device)
+        self.generator = model.generator.to(self.device).eval()
+        self.amp = self.device.type == "cuda" if amp is None else amp
+        self.max_batch_size = max_batch_size
+        self.stride = model.stride
+        self.tile_size = max(self.stride, tile_size // self.stride * self.stride)
+        self.tile_overlap = min(tile_overlap, self.tile_size // 2)
+        if self.device.type == "cuda":
+            self.generator = self.generator.to(memory_format=torch.channels_last)
+
+    def _autocast(self):
+        if not self.amp:
+            return nullcontext()
+        dtype = torch.bfloat16 if self.device.type == "cpu" or _bf16_ok() else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    @torch.inference_mode()
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        """(B, H, W, 3) uint8 -> (B, H, W, 3) uint8 through the generator."""
+        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
+        x = x.div_(127.5).sub_(1.0)  # (B, 3, H, W) in [-1, 1]
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            y = self.generator(x)
+        y = y.float().clamp_(-1, 1).add_(1).mul_(127.5).round_().to(torch.uint8)
+        return y.permute(0, 2, 3, 1).cpu().numpy()
+
+    def run_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Outputs for `images` (any shapes, each a multiple of the stride), in order."""
+        outputs: list[np.ndarray | None] = [None] * len(images)
+        by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for index, image in enumerate(images):
+            by_shape[image.shape].append(index)
+        for indices in by_shape.values():
+            for start in range(0, len(indices), self.max_batch_size):
+                chunk = indices[start : start + self.max_batch_size]
+                result = self._forward(np.stack([images[i] for i in chunk]))
+                for position, index in enumerate(chunk):
+                    outputs[index] = result[position]
+        return [out for out in outputs if out is not None]
+
+    # --- tiles ------------------------------------------------------------------------
+
+    def run_tiled(self, image: np.ndarray) -> np.ndarray:
+        """One large (H, W, 3) uint8 image (a multiple of the stride) through overlapping
+        tiles, blended; memory is bounded by the tile size, not the image size."""
+        height, width = image.shape[:2]
+        statistics = self._norm_statistics(image)
+        total = np.zeros((height, width, 3), np.float32)
+        weights = np.zeros((height, width, 1), np.float32)
+        with frozen_instance_norm(self.generator, statistics):
+            for top, left, tile_height, tile_width in self._tiles(height, width):
+                tile = image[top : top + tile_height, left : left + tile_width]
+                out = self._forward(tile[None])[0].astype(np.float32)
+                ramp = _ramp(tile_height, tile_width, self.tile_overlap, top, left, height, width)
+                total[top : top + tile_height, left : left + tile_width] += out * ramp
+                weights[top : top + tile_height, left : left + tile_width] += ramp
+        return np.clip(np.round(total / np.maximum(weights, 1e-6)), 0, 255).astype(np.uint8)
+
+    def _tiles(self, height: int, width: int) -> Iterator[tuple[int, int, int, int]]:
+        step = self.tile_size - self.tile_overlap
+        for top in _starts(height, self.tile_size, step, self.stride):
+            for left in _starts(width, self.tile_size, step, self.stride):
+                yield top, left, min(self.tile_size, height), min(self.tile_size, width)
+
+    def _norm_statistics(self, image: np.ndarray) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per-layer InstanceNorm (mean, var) of the whole image, from a pass at tile size."""
+        height, width = image.shape[:2]
+        scale = min(1.0, self.tile_size / max(height, width))
+        small_h = max(self.stride, round(height * scale / self.stride) * self.stride)
+        small_w = max(self.stride, round(width * scale / self.stride) * self.stride)
+        small = np.asarray(Image.fromarray(image).resize((small_w, small_h), Image.Resampling.BOX))
+        recorded: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def record(_module, inputs, _output):
+            x = inputs[0].float()
+            recorded.append((x.mean(dim=(2, 3), keepdim=True), x.var(dim=(2, 3), keepdim=True,
+                                                                         unbiased=False)))  # fmt: skip
+
+        hooks = [m.register_forward_hook(record) for m in _instance_norms(self.generator)]
+        try:
+            self._forward(small[None])
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return recorded
+
+
+def _bf16_ok() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def _instance_norms(model: nn.Module) -> list[nn.InstanceNorm2d]:
+    return [m for m in model.modules() if isinstance(m, nn.InstanceNorm2d)]
+
+
+@contextmanager
+def frozen_instance_norm(model: nn.Module, statistics: list[tuple[torch.Tensor, torch.Tensor]]):
+    """InstanceNorm layers normalise with the given (mean, var) instead of their input's."""
+    layers = _instance_norms(model)
+    if len(layers) != len(statistics):
+        raise RuntimeError("instance-norm statistics do not match the model's layers")
+    for layer, (mean, var) in zip(layers, statistics, strict=True):
+        layer.forward = _normalise_with(layer, mean, var)  # instance attribute shadows forward
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.forward
+
+
+def _normalise_with(layer: nn.InstanceNorm2d, mean: torch.Tensor, var: torch.Tensor):
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        y = (x - mean.to(x.dtype)) * torch.rsqrt(var.to(x.dtype) + layer.eps)
+        if layer.affine:
+            y = y * layer.weight[None, :, None, None] + layer.bias[None, :, None, None]
+        return y
+
+    return forward
+
+
+def _starts(length: int, tile: int, step: int, stride: int) -> list[int]:
+    """Tile offsets covering [0, length): multiples of the stride, the last flush right."""
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, max(stride, step // stride * stride)))
+    return [*starts, length - tile]
+
+
+def _ramp(
+    tile_height: int, tile_width: int, overlap: int, top: int, left: int, height: int, width: int
+) -> np.ndarray:
+    """(h, w, 1) blending weights: rising linearly over `overlap` px on inner edges, flat on
+    the image's own borders, so overlapping tiles cross-fade and every pixel sums to > 0."""
+
+    def axis(size: int, start: int, full: int) -> np.ndarray:
+        weights = np.ones(size, np.float32)
+        if overlap > 0:
+            ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+            if start > 0:
+                weights[:overlap] = np.minimum(weights[:overlap], ramp)
+            if start + size < full:
+                weights[-overlap:] = np.minimum(weights[-overlap:], ramp[::-1])
+        return weights
+
+    return (axis(tile_height, top, height)[:, None] * axis(tile_width, left, width)[None, :])[
+        ..., None
+    ]
+
+
+def generate_images(
+    model: LoadedModel,
+    count: int,
+    seed: int,
+    device: str = "auto",
+    *,
+    batch_size: int = 16,
+    indices: list[int] | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, (H, W, 3) uint8) for images 0..count-1 (or the given `indices`) of an
+    unconditional MODEL; image i depends only on (seed, i), whatever the batching."""
+    if model.task != "unconditional":
+        raise ValueError(f"model {model.model_id[:12]} is a {model.task} model: use stylize")
+    generator = model.generator.to(pick_device(device)).eval()
+    wanted = list(range(count)) if indices is None else indices
+    latent = int(model.info["arguments"]["latent_dim"])
+    for start in range(0, len(wanted), batch_size):
+        chunk = wanted[start : start + batch_size]
+        noise = torch.stack([_noise(seed, index, latent) for index in chunk])
+        with torch.inference_mode():
+            out = generator(noise.to(next(generator.parameters()).device))
+        pixels = out.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+        for index, image in zip(chunk, pixels.permute(0, 2, 3, 1).cpu().numpy(), strict=True):
+            yield index, image
+
+
+def _noise(seed: int, index: int, latent: int) -> torch.Tensor:
+    mixed = int(np.random.SeedSequence((seed, index)).generate_state(1, np.uint64)[0])
+    return torch.randn(latent, generator=torch.Generator().manual_seed(mixed))
