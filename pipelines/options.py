@@ -161,9 +161,9 @@ class StylizeOptions(SceneganOptions):
 def add_arguments(parser: argparse.ArgumentParser, options_class: type[PipelineOptions]) -> None:
     """All flags of `options_class` (its own and its bases'), as Beam would parse them."""
     for cls in reversed(options_class.mro()):
-        if issubclass(cls, PipelineOptions) and cls is not PipelineOptions:
-            if "_add_argparse_args" in cls.__dict__:
-                cls._add_argparse_args(parser)
+        own = "_add_argparse_args" in cls.__dict__
+        if own and issubclass(cls, PipelineOptions) and cls is not PipelineOptions:
+            cls._add_argparse_args(parser)
 
 
 def parse_options(argv: Sequence[str] | None, options_class: type[PipelineOptions]):

@@ -187,9 +187,9 @@ class DecodeInput(beam.DoFn):
         _, metas = keyed
         for meta in metas:
             data, failure = read_input(meta)
-            if failure is None and dataset.image_id_for(data or b"") != meta["image_id"]:
-                if meta.get("data") is None:  # dataset rows keep their ingest-time id
-                    failure = ("unreadable", "the file changed during the run")
+            changed = failure is None and dataset.image_id_for(data or b"") != meta["image_id"]
+            if changed and meta.get("data") is None:  # dataset rows keep their ingest-time id
+                failure = ("unreadable", "the file changed during the run")
             try:
                 if failure is not None:
                     raise imaging.ImageError(*failure)

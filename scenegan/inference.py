@@ -155,8 +155,8 @@ class Stylizer:
 
         def record(_module, inputs, _output):
             x = inputs[0].float()
-            recorded.append((x.mean(dim=(2, 3), keepdim=True), x.var(dim=(2, 3), keepdim=True,
-                                                                         unbiased=False)))  # fmt: skip
+            mean = x.mean(dim=(2, 3), keepdim=True)
+            recorded.append((mean, x.var(dim=(2, 3), keepdim=True, unbiased=False)))
 
         hooks = [m.register_forward_hook(record) for m in _instance_norms(self.generator)]
         try:
@@ -251,8 +251,7 @@ def generate_images(
         with torch.inference_mode():
             out = generator(noise.to(next(generator.parameters()).device))
         pixels = out.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-        for index, image in zip(chunk, pixels.permute(0, 2, 3, 1).cpu().numpy(), strict=True):
-            yield index, image
+        yield from zip(chunk, pixels.permute(0, 2, 3, 1).cpu().numpy(), strict=True)
 
 
 def _noise(seed: int, index: int, latent: int) -> torch.Tensor:
