@@ -160,18 +160,23 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _stylize_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="MODEL")
-    parser.add_argument(
-        "--input", action="append", required=True, metavar="PATTERN", help=PATTERN_HELP
-    )
-    parser.add_argument("--output", required=True, metavar="OUT")
+    from pipelines.options import StylizeOptions, add_arguments
+
+    add_arguments(parser, StylizeOptions)
 
 
-def _generate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="MODEL")
-    parser.add_argument("--count", type=int, required=True, metavar="N")
-    parser.add_argument("--output", required=True, metavar="OUT")
-    parser.add_argument("--seed", type=int, default=0)
+def _stylize(args: argparse.Namespace) -> int:
+    from pipelines import stylize
+
+    stylize.run(args.pipeline_argv)
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from pipelines import stylize
+
+    stylize.run(args.pipeline_argv, generate=True)
+    return 0
 
 
 def _registry_arguments(parser: argparse.ArgumentParser) -> None:
@@ -342,13 +347,13 @@ _COMMANDS: dict[str, _Command] = {
     "stylize": (
         "Stylize images with a MODEL (Beam RunInference).",
         _stylize_arguments,
-        _not_built("the stylize pipeline", 5),
+        _stylize,
         True,
     ),
     "generate": (
         "Generate scenes from an unconditional MODEL (Beam).",
-        _generate_arguments,
-        _not_built("unconditional generation", 5),
+        _stylize_arguments,
+        _generate,
         True,
     ),
     "registry": (

@@ -124,15 +124,21 @@ class Stylizer:
 
     def run_tiled(self, image: np.ndarray) -> np.ndarray:
         """One large (H, W, 3) uint8 image (a multiple of the stride) through overlapping
-        tiles, blended; memory is bounded by the tile size, not the image size."""
+        tiles, blended; memory is bounded by the tile size, not the image size.
+
+        Each tile runs with `tile_overlap` px of real context around it (what the convolutions
+        at its edge need), keeps its own area, and cross-fades with its neighbours over the
+        overlap."""
         height, width = image.shape[:2]
         statistics = self._norm_statistics(image)
         total = np.zeros((height, width, 3), np.float32)
         weights = np.zeros((height, width, 1), np.float32)
         with frozen_instance_norm(self.generator, statistics):
-            for top, left, tile_height, tile_width in self._tiles(height, width):
-                tile = image[top : top + tile_height, left : left + tile_width]
-                out = self._forward(tile[None])[0].astype(np.float32)
+            for box in self._tiles(height, width):
+                top, left, tile_height, tile_width = box
+                (y0, x0, y1, x1), (cy, cx) = self._context(box, height, width)
+                out = self._forward(image[y0:y1, x0:x1][None])[0].astype(np.float32)
+                out = out[cy : cy + tile_height, cx : cx + tile_width]
                 ramp = _ramp(tile_height, tile_width, self.tile_overlap, top, left, height, width)
                 total[top : top + tile_height, left : left + tile_width] += out * ramp
                 weights[top : top + tile_height, left : left + tile_width] += ramp
@@ -144,27 +150,76 @@ class Stylizer:
             for left in _starts(width, self.tile_size, step, self.stride):
                 yield top, left, min(self.tile_size, height), min(self.tile_size, width)
 
-    def _norm_statistics(self, image: np.ndarray) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per-layer InstanceNorm (mean, var) of the whole image, from a pass at tile size."""
+    def _context(
+        self, box: tuple[int, int, int, int], height: int, width: int
+    ) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
+        """The tile grown by the overlap on each side (within the image, on the stride grid):
+        (y0, x0, y1, x1) and where the tile starts inside it."""
+        top, left, tile_height, tile_width = box
+        margin = -(-self.tile_overlap // self.stride) * self.stride
+        y0, x0 = max(0, top - margin), max(0, left - margin)
+        y1, x1 = min(height, top + tile_height + margin), min(width, left + tile_width + margin)
+        return (y0, x0, y1, x1), (top - y0, left - x0)
+
+    def _norm_statistics(
+        self, image: np.ndarray, samples: int = 16
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Whole-image InstanceNorm (mean, var) per layer, estimated at full resolution.
+
+        Layer by layer: with the layers before it already frozen to their statistics, the
+        layer's input is gathered over up to `samples` non-overlapping tiles spread across
+        the image (each with its context, counting only the tile's own area) and pooled.
+        Exact up to edge effects when the image has at most `samples` tiles; an estimate
+        from a spread-out sample above that."""
         height, width = image.shape[:2]
-        scale = min(1.0, self.tile_size / max(height, width))
-        small_h = max(self.stride, round(height * scale / self.stride) * self.stride)
-        small_w = max(self.stride, round(width * scale / self.stride) * self.stride)
-        small = np.asarray(Image.fromarray(image).resize((small_w, small_h), Image.Resampling.BOX))
-        recorded: list[tuple[torch.Tensor, torch.Tensor]] = []
+        size = self.tile_size  # a partition (no overlaps), so no pixel counts twice
+        tiles = [(top, left, min(size, height - top), min(size, width - left))
+                 for top in range(0, height, size) for left in range(0, width, size)]  # fmt: skip
+        picks = np.linspace(0, len(tiles) - 1, min(samples, len(tiles)))
+        chosen = [tiles[i] for i in sorted({round(p) for p in picks})]
+        statistics: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for layer in _instance_norms(self.generator):
+            total = total_sq = None
+            count = 0
+            for box in chosen:
+                (y0, x0, y1, x1), (cy, cx) = self._context(box, height, width)
+                x = self._layer_input(layer, statistics, image[y0:y1, x0:x1])
+                scale_y, scale_x = x.shape[2] / (y1 - y0), x.shape[3] / (x1 - x0)
+                rows = slice(int(cy * scale_y), int((cy + box[2]) * scale_y))
+                cols = slice(int(cx * scale_x), int((cx + box[3]) * scale_x))
+                core = x[:, :, rows, cols].double()
+                sums, squares = core.sum(dim=(2, 3)), core.pow(2).sum(dim=(2, 3))
+                total = sums if total is None else total + sums
+                total_sq = squares if total_sq is None else total_sq + squares
+                count += core.shape[2] * core.shape[3]
+            mean = total / count
+            var = (total_sq / count - mean.pow(2)).clamp_min(0)
+            statistics.append((mean.float()[..., None, None], var.float()[..., None, None]))
+        return statistics
 
-        def record(_module, inputs, _output):
-            x = inputs[0].float()
-            mean = x.mean(dim=(2, 3), keepdim=True)
-            recorded.append((mean, x.var(dim=(2, 3), keepdim=True, unbiased=False)))
+    @torch.inference_mode()
+    def _layer_input(self, layer: nn.Module, frozen: list, window: np.ndarray) -> torch.Tensor:
+        """The input `layer` receives for `window`, with the first len(frozen) norms frozen;
+        the forward pass stops there."""
+        captured: list[torch.Tensor] = []
 
-        hooks = [m.register_forward_hook(record) for m in _instance_norms(self.generator)]
+        def stop(_module, inputs):
+            captured.append(inputs[0].float())
+            raise _StopForward
+
+        hook = layer.register_forward_pre_hook(stop)
         try:
-            self._forward(small[None])
+            with frozen_instance_norm(self.generator, frozen):
+                self._forward(window[None])
+        except _StopForward:
+            pass
         finally:
-            for hook in hooks:
-                hook.remove()
-        return recorded
+            hook.remove()
+        return captured[0]
+
+
+class _StopForward(Exception):
+    """Raised from a hook to end a forward pass early."""
 
 
 def _bf16_ok() -> bool:
@@ -177,10 +232,9 @@ def _instance_norms(model: nn.Module) -> list[nn.InstanceNorm2d]:
 
 @contextmanager
 def frozen_instance_norm(model: nn.Module, statistics: list[tuple[torch.Tensor, torch.Tensor]]):
-    """InstanceNorm layers normalise with the given (mean, var) instead of their input's."""
-    layers = _instance_norms(model)
-    if len(layers) != len(statistics):
-        raise RuntimeError("instance-norm statistics do not match the model's layers")
+    """The first len(statistics) InstanceNorm layers normalise with the given (mean, var)
+    instead of their input's; the rest behave as usual."""
+    layers = _instance_norms(model)[: len(statistics)]
     for layer, (mean, var) in zip(layers, statistics, strict=True):
         layer.forward = _normalise_with(layer, mean, var)  # instance attribute shadows forward
     try:

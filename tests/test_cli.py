@@ -29,8 +29,6 @@ CONTRACT_FLAGS = {
 }
 
 NOT_BUILT = {
-    "stylize": ["--model", "m", "--input", "in", "--output", "out"],
-    "generate": ["--model", "m", "--count", "4", "--output", "out"],
     "registry": ["list", "reg"],
 }
 

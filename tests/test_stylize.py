@@ -1,0 +1,257 @@
+"""The stylize pipeline, run for real: RunInference on the local runner, files, Parquet."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+import torch
+from corpus import write_corpus
+from PIL import Image
+
+from pipelines import stylize
+from pipelines.handler import SceneModelHandler
+from scenegan import artifact, cli, imaging, scenes, storage
+from scenegan.inference import Stylizer
+from scenegan.models import build_model
+
+
+def make_model(path: str, architecture: str = "resnet", **arguments) -> str:
+    torch.manual_seed(0)
+    defaults = {"resnet": dict(base_channels=8, num_blocks=2),
+                "light": dict(base_channels=8, num_blocks=2)}  # fmt: skip
+    generator = build_model(architecture, {**defaults.get(architecture, {}), **arguments})
+    artifact.save_model(path, generator.eval(), task="unpaired", image_size=32,
+                        source_domain="photo", target_domain="painting", training={},
+                        metrics={})  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> str:
+    return make_model(str(tmp_path_factory.mktemp("model") / "m"))
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    scenes.write_scenes(folder, count=6, width=80, height=60, seed=21)
+    return folder
+
+
+def run_stylize(model: str, inputs: list, output, *extra: str) -> dict:
+    argv = [arg for item in inputs for arg in ("--input", str(item))]
+    return stylize.run(["--model", model, *argv, "--output", str(output), "--max-side", "64",
+                        *extra])  # fmt: skip
+
+
+def metadata(output) -> pa.Table:
+    """Every finished run's rows (run=*/*.parquet: never a killed run's temp files)."""
+    filesystem, path = storage.resolve(f"{output}/metadata")
+    parts = pads.dataset(path, filesystem=filesystem, format="parquet", partitioning="hive")
+    return parts.to_table().sort_by([("run_id", "ascending"), ("source_uri", "ascending")])
+
+
+def test_corpus_and_photos(tmp_path, model, photos):
+    expected = {str(p): v for p, v in write_corpus(tmp_path / "in").items()}
+    result = run_stylize(model, [tmp_path / "in", photos], tmp_path / "out")
+    rows = {row["source_uri"]: row for row in metadata(tmp_path / "out").to_pylist()}
+    assert len(rows) == len(expected) + 6
+    for uri, verdict in expected.items():
+        row = rows[uri]
+        if isinstance(verdict, str):
+            assert (row["status"], row["reason"]) == ("rejected", verdict), uri
+            assert row["output_uri"] == ""
+        else:
+            assert row["status"] == "ok", uri
+    ok = [row for row in rows.values() if row["status"] == "ok"]
+    assert {row["reason"] for row in ok} == {"", "duplicate_input"}  # byte-identical inputs
+    for row in ok:
+        image = Image.open(row["output_uri"])
+        assert image.format == "JPEG" and max(image.size) <= 64
+        assert image.size == (row["width"], row["height"])
+        assert row["output_uri"] == f"{tmp_path / 'out'}/images/{row['image_id']}.jpg"
+    files = sorted((tmp_path / "out" / "images").iterdir())
+    assert len(files) == len({row["image_id"] for row in ok})
+    assert result["counters"]["status_ok"] == len(ok)
+    assert list((tmp_path / "out" / "report").glob("contact-*.png"))
+
+
+def test_nightly_second_run_only_stylizes_new_images(tmp_path, model, photos):
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    files = sorted(photos.iterdir())
+    for path in files[:4]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    first = run_stylize(model, [folder], tmp_path / "out")
+    assert first["counters"]["status_ok"] == 4
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "images").iterdir()}
+    for path in files[4:]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    second = run_stylize(model, [folder], tmp_path / "out")
+    assert second["counters"]["status_ok"] == 2
+    assert second["counters"]["status_skipped"] == 4
+    rows = [r for r in metadata(tmp_path / "out").to_pylist() if r["run_id"] == second["run_id"]]
+    assert {r["source_uri"]: r["status"] for r in rows} == {
+        str(folder / p.name): ("ok" if p in files[4:] else "skipped") for p in files
+    }
+    for path, stamp in written.items():
+        assert path.stat().st_mtime_ns == stamp  # nothing rewritten
+    other = make_model(str(tmp_path / "other"), "light")  # another model_id redoes them all
+    assert run_stylize(other, [folder], tmp_path / "out")["counters"]["status_ok"] == 6
+
+
+def test_sigkill_mid_run_then_rerun_accounts_for_everything_once(tmp_path):
+    folder = tmp_path / "in"
+    scenes.write_scenes(folder, count=30, width=160, height=120, seed=5)
+    slow = make_model(str(tmp_path / "slow"), "resnet", base_channels=32, num_blocks=6)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "pipelines.stylize", "--model", slow, "--input",
+               str(folder), "--output", str(out), "--max-side", "160", "--batch-size", "1",
+               "--direct_running_mode", "in_memory", "--direct_num_workers", "1"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if (out / "images").exists() and len(list((out / "images").iterdir())) >= 3:
+            break
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    killed_images = len(list((out / "images").iterdir()))
+    assert 3 <= killed_images < 30, "the kill should land mid-run"
+    run_stylize(slow, [folder], out, "--max-side", "160")
+    rows = metadata(out).to_pylist()
+    assert sorted(r["source_uri"] for r in rows) == sorted(str(p) for p in folder.iterdir())
+    assert {r["status"] for r in rows} == {"ok"}
+    names = sorted(p.name for p in (out / "images").iterdir())
+    assert names == sorted(f"{r['image_id']}.jpg" for r in rows)  # no partial, no extra
+    for name in names:
+        Image.open(out / "images" / name).load()  # every file is whole
+
+
+def test_tiles_blend_without_seams_and_match_untiled():
+    torch.manual_seed(1)
+    loaded = artifact.LoadedModel(build_model("resnet", dict(base_channels=8, num_blocks=2)).eval(),
+                                  {"model_id": "x", "task": "unpaired", "stride": 4})  # fmt: skip
+    ys, xs = np.mgrid[0:200, 0:264].astype(np.float32)
+    smooth = np.stack([xs / 264 * 200 + 20, ys / 200 * 180 + 40, (xs + ys) / 464 * 120 + 60], -1)
+    smooth = smooth.astype(np.uint8)
+    stylizer = Stylizer(loaded, device="cpu", tile_size=96, tile_overlap=32)
+    whole = stylizer.run_batch([smooth])[0].astype(np.float32) / 255
+    tiled = stylizer.run_tiled(smooth).astype(np.float32) / 255
+    assert tiled.shape == whole.shape
+    difference = np.abs(tiled - whole)
+    print(f"tiled vs untiled: max {difference.max():.4f}, mean {difference.mean():.5f}")
+    assert difference.max() <= 0.02
+
+
+@pytest.mark.slow
+def test_a_4096_by_3072_image_stylizes_on_cpu_in_tiles(tmp_path):
+    model = make_model(str(tmp_path / "m"), "light")
+    big = np.zeros((3072, 4096, 3), np.uint8)
+    big[..., 0] = np.linspace(0, 255, 4096, dtype=np.uint8)[None, :]
+    big[..., 1] = np.linspace(0, 255, 3072, dtype=np.uint8)[:, None]
+    Image.fromarray(big).save(tmp_path / "big.jpg", quality=90)
+    result = run_stylize(model, [tmp_path / "big.jpg"], tmp_path / "out", "--max-side", "0",
+                         "--tile-above", "1024", "--tile-size", "512")  # fmt: skip
+    assert result["counters"]["status_ok"] == 1
+    (row,) = metadata(tmp_path / "out").to_pylist()
+    assert (row["width"], row["height"]) == (4096, 3072)
+
+
+def test_broken_models_fail_before_any_work(tmp_path, model, photos):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.json").write_text(Path(model, "model.json").read_text())
+    data = Path(model, "weights.pt").read_bytes()
+    (broken / "weights.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(artifact.ModelError, match="damaged"):
+        run_stylize(str(broken), [photos], tmp_path / "out")
+    unknown = tmp_path / "unknown"
+    unknown.mkdir()
+    info = json.loads(Path(model, "model.json").read_text())
+    (unknown / "model.json").write_text(json.dumps({**info, "architecture": "vit-gan"}))
+    (unknown / "weights.pt").write_bytes(data)
+    code = cli.main(["stylize", "--model", str(unknown), "--input", str(photos), "--output",
+                     str(tmp_path / "out")])  # fmt: skip
+    assert code == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_dataset_input_and_paths_never_escape(tmp_path, model, photos):
+    folder = tmp_path / "ds" / "images" / "domain=photo" / "split=test"
+    folder.mkdir(parents=True)
+    good = (sorted(photos.iterdir())[0]).read_bytes()
+    table = pa.table({"image_id": ["a" * 64, "../../../escape", "b" * 64],
+                      "source_uri": ["s3-like/one.png", "evil.png", "bad.png"],
+                      "image": [good, good, b"nope"]})  # fmt: skip
+    pq.write_table(table, folder / "part-0.parquet")
+    run_stylize(model, [folder], tmp_path / "out")
+    rows = {r["source_uri"]: r for r in metadata(tmp_path / "out").to_pylist()}
+    assert rows["s3-like/one.png"]["status"] == "ok"
+    assert rows["s3-like/one.png"]["output_uri"].endswith(f"/images/{'a' * 64}.jpg")
+    assert rows["evil.png"]["status"] == "rejected"
+    assert rows["bad.png"]["reason"] == "not_an_image"
+    inside = {p.resolve() for p in tmp_path.rglob("*")}
+    assert not any("escape" in str(p) for p in inside)
+    assert len(list((tmp_path / "out" / "images").iterdir())) == 1
+
+
+def test_handler_batches_and_returns_cpu_uint8(model):
+    handler = SceneModelHandler(model, max_batch_size=3, tile_above=48, tile_size=32)
+    assert handler.batch_elements_kwargs()["max_batch_size"] == 3
+    loaded = handler.load_model()
+    batch = [np.full((32, 48, 3), 100, np.uint8), np.full((32, 32, 3), 50, np.uint8),
+             np.full((64, 64, 3), 200, np.uint8)]  # the last one runs in tiles  # fmt: skip
+    results = list(handler.run_inference(batch, loaded))
+    for image, result in zip(batch, results, strict=True):
+        assert isinstance(result.inference, np.ndarray) and result.inference.dtype == np.uint8
+        assert result.inference.shape == image.shape
+        assert result.model_id == loaded.model.model_id
+
+
+def test_generate_is_reproducible_per_seed(tmp_path):
+    torch.manual_seed(0)
+    generator = build_model("dcgan_generator", dict(latent_dim=8, image_size=32, base_channels=8))
+    path = str(tmp_path / "uncond")
+    artifact.save_model(path, generator.eval(), task="unconditional", image_size=32,
+                        source_domain=None, target_domain="scenes", training={}, metrics={})  # fmt: skip
+    for out in ("a", "b"):
+        code = cli.main(["generate", "--model", path, "--count", "5", "--seed", "3", "--output",
+                         str(tmp_path / out), "--format", "png", "--batch-size", "2"])  # fmt: skip
+        assert code == 0
+    a = {p.name: p.read_bytes() for p in (tmp_path / "a" / "images").iterdir()}
+    b = {p.name: p.read_bytes() for p in (tmp_path / "b" / "images").iterdir()}
+    assert a == b and len(a) == 5
+    rows = metadata(tmp_path / "a").to_pylist()
+    assert {r["status"] for r in rows} == {"ok"} and len(rows) == 5
+    with pytest.raises(ValueError, match="unconditional"):
+        run_stylize(path, [tmp_path], tmp_path / "c")
+
+
+def test_gcs_end_to_end(tmp_path, model, photos, gcs_bucket):
+    for path in sorted(photos.iterdir())[:3]:
+        storage.write_bytes(f"{gcs_bucket}/nightly/in/{path.name}", path.read_bytes())
+    for name in ("model.json", "weights.pt"):
+        storage.write_bytes(f"{gcs_bucket}/models/m/{name}", Path(model, name).read_bytes())
+    out = f"{gcs_bucket}/nightly/out"
+    first = run_stylize(f"{gcs_bucket}/models/m", [f"{gcs_bucket}/nightly/in/*.png"], out)
+    assert first["counters"]["status_ok"] == 3
+    rows = metadata(out).to_pylist()
+    for row in rows:
+        data = storage.read_bytes(row["output_uri"])
+        assert imaging.decode_image(data).orig_format == "jpeg"
+    again = run_stylize(f"{gcs_bucket}/models/m", [f"{gcs_bucket}/nightly/in/*.png"], out)
+    assert again["counters"]["status_skipped"] == 3
