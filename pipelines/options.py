@@ -181,7 +181,8 @@ def local_runner(options: PipelineOptions) -> beam.runners.PipelineRunner:
     from apache_beam.runners.portability.fn_api_runner import fn_runner
     from apache_beam.runners.portability.portable_runner import JobServiceHandle
 
-    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    everything = options.get_all_options(retain_unknown_options=True)
+    encoded = JobServiceHandle.encode_pipeline_options(everything)
     provision = fn_runner.ExtendedProvisionInfo(
         beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
     )
@@ -196,7 +197,7 @@ def make_pipeline(options: PipelineOptions) -> beam.Pipeline:
     avoid moving every element between processes (measured in bench/ingest.py)."""
     use_storage_emulator()
     if is_local(options):
-        chosen = options.get_all_options(drop_default=True)
+        chosen = options.get_all_options(drop_default=True, retain_unknown_options=True)
         if "direct_running_mode" not in chosen:
             direct = options.view_as(DirectOptions)
             direct.direct_running_mode = "multi_threading"

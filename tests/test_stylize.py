@@ -227,7 +227,8 @@ def test_generate_is_reproducible_per_seed(tmp_path):
     generator = build_model("dcgan_generator", dict(latent_dim=8, image_size=32, base_channels=8))
     path = str(tmp_path / "uncond")
     artifact.save_model(path, generator.eval(), task="unconditional", image_size=32,
-                        source_domain=None, target_domain="scenes", training={}, metrics={})  # fmt: skip
+                        source_domain=None, target_domain="scenes", training={},
+                        metrics={})  # fmt: skip
     for out in ("a", "b"):
         code = cli.main(["generate", "--model", path, "--count", "5", "--seed", "3", "--output",
                          str(tmp_path / out), "--format", "png", "--batch-size", "2"])  # fmt: skip
