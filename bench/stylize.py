@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ingest import PeakTreeRss  # bench/ingest.py, next to this script
 from PIL import Image
 
-from ingest import PeakTreeRss  # bench/ingest.py, next to this script
 from scenegan import artifact, imaging
 from scenegan.inference import Stylizer, bucket_multiple, finish, prepare
 from scenegan.models import build_model
