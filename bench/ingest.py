@@ -3,8 +3,8 @@
 Both do the same work on the same files: read, sha256, decode and validate, resize to a
 256 px short side, encode PNG, write Parquet by split. The loop is what one writes without
 Beam; the pipeline adds the input expansion, the joins that make reruns idempotent and the
-duplicate checks, and runs on the local runner with `--direct_running_mode multi_threading
---direct_num_workers 2` (the local default; --mode multi_processing compares processes).
+duplicate checks, and runs on the local runner with `--direct_running_mode multi_processing
+--direct_num_workers 2` (the local default; see pipelines/options.py for why not threads).
 
     python bench/ingest.py [--count 2000] [--small 20000] [--workers 2]
 
@@ -150,7 +150,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--small", type=int, default=20000, help="0 skips the memory run")
-    parser.add_argument("--mode", default="multi_threading", help="or multi_processing")
+    parser.add_argument("--mode", default="multi_processing",
+                        help="multi_processing (the local default) or multi_threading")  # fmt: skip
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "scenegan-bench"))
     args = parser.parse_args()
