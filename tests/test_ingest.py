@@ -289,7 +289,9 @@ def test_gcs_end_to_end(tmp_path, scene_dir, gcs_bucket):
     storage.write_bytes(f"{gcs_bucket}/raw/bad.jpg", b"nope")
     storage.write_bytes(f"{gcs_bucket}/lists/m.txt", f"{gcs_bucket}/raw/bad.jpg\n".encode())
     out = f"{gcs_bucket}/datasets/ds"
-    result = run_ingest([f"{gcs_bucket}/raw/*.png", f"{gcs_bucket}/lists/m.txt"], out)
+    # One process: worker processes would each look for Google credentials first (~20 s).
+    inputs = [f"{gcs_bucket}/raw/*.png", f"{gcs_bucket}/lists/m.txt"]
+    result = run_ingest(inputs, out, "photo", "--direct_running_mode", "in_memory")
     assert result["counters"]["accepted"] == 5
     filesystem, path = storage.resolve(f"{out}/images")
     table = pads.dataset(path, filesystem=filesystem, format="parquet", partitioning="hive")
@@ -300,6 +302,6 @@ def test_gcs_end_to_end(tmp_path, scene_dir, gcs_bucket):
     assert json.loads(storage.read_bytes(f"{out}/_manifest.json"))["domains"]["photo"][
         "rejects"
     ] == {"not_an_image": 1}
-    again = run_ingest([f"{gcs_bucket}/raw/*.png", f"{gcs_bucket}/lists/m.txt"], out)
+    again = run_ingest(inputs, out, "photo", "--direct_running_mode", "in_memory")
     assert again["counters"].get("accepted", 0) == 0
     assert again["counters"]["already_ingested"] == 6

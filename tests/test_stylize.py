@@ -248,11 +248,12 @@ def test_gcs_end_to_end(tmp_path, model, photos, gcs_bucket):
     for name in ("model.json", "weights.pt"):
         storage.write_bytes(f"{gcs_bucket}/models/m/{name}", Path(model, name).read_bytes())
     out = f"{gcs_bucket}/nightly/out"
-    first = run_stylize(f"{gcs_bucket}/models/m", [f"{gcs_bucket}/nightly/in/*.png"], out)
+    one = ("--direct_running_mode", "in_memory")  # worker processes would seek credentials
+    first = run_stylize(f"{gcs_bucket}/models/m", [f"{gcs_bucket}/nightly/in/*.png"], out, *one)
     assert first["counters"]["status_ok"] == 3
     rows = metadata(out).to_pylist()
     for row in rows:
         data = storage.read_bytes(row["output_uri"])
         assert imaging.decode_image(data).orig_format == "jpeg"
-    again = run_stylize(f"{gcs_bucket}/models/m", [f"{gcs_bucket}/nightly/in/*.png"], out)
+    again = run_stylize(f"{gcs_bucket}/models/m", [f"{gcs_bucket}/nightly/in/*.png"], out, *one)
     assert again["counters"]["status_skipped"] == 3
