@@ -181,7 +181,7 @@ def local_runner(options: PipelineOptions) -> beam.runners.PipelineRunner:
     from apache_beam.runners.portability.fn_api_runner import fn_runner
     from apache_beam.runners.portability.portable_runner import JobServiceHandle
 
-    everything = options.get_all_options(retain_unknown_options=True)
+    everything = options.get_all_options()  # Beam's own options: what workers parse
     encoded = JobServiceHandle.encode_pipeline_options(everything)
     provision = fn_runner.ExtendedProvisionInfo(
         beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)

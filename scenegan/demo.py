@@ -4,7 +4,8 @@
    applied) and a preview sheet of photos next to their true stylization;
 2. ingest: both folders into a Parquet scene dataset with the Beam ingest pipeline;
 3. train: unpaired CycleGAN, `tiny` preset, streaming that dataset;
-4. export: the EMA generator as a MODEL, scored against the known answer on unseen scenes.
+4. export: the EMA generator as a MODEL, scored against the known answer on unseen scenes;
+5. stylize: unseen scenes through the Beam stylize pipeline (images, metadata, contact sheet).
 """
 
 from __future__ import annotations
@@ -63,7 +64,12 @@ def run_demo(
           f"(doing nothing scores {scores['identity_psnr']:.2f} dB)")  # fmt: skip
     elapsed = time.perf_counter() - started
     print(f"demo: before/after -> {output / 'stylized.png'}; total {elapsed:.0f}s")
-    print("demo: stylize (#5) is not built yet; the demo runs it when it lands.")
+    held_out = output / "held-out"
+    write_scenes(held_out, 12, width=size, height=size, seed=metrics.HELD_OUT_SEED, prefix="new")
+    from pipelines import stylize
+
+    stylize.run(["--model", str(model_dir), "--input", str(held_out), "--output",
+                 str(output / "stylized"), "--max-side", str(size), "--format", "png"])  # fmt: skip
     return scores
 
 
