@@ -38,7 +38,7 @@ from apache_beam.metrics import Metrics
 
 from pipelines import summary
 from pipelines.options import IngestOptions, make_pipeline, parse_options, use_storage_emulator
-from pipelines.sources import Candidate, MatchInputs, read_input
+from pipelines.sources import Candidate, MatchInputs, read_again, read_input
 from scenegan import dataset, imaging
 
 log = logging.getLogger(__name__)
@@ -158,9 +158,9 @@ class ResolveDuplicates(beam.DoFn):
 class DecodeImage(beam.DoFn):
     """Candidate -> an image row (decoded, validated, resized, encoded) or a reject row.
 
-    Plain files are read a second time here (the first read only hashed them); if the
-    bytes changed in between, the file is rejected as `unreadable` rather than stored
-    under an id that is not its own."""
+    Plain files are read a second time here (the first read only hashed them), with
+    `read_again`: a file whose bytes changed in between is rejected as `unreadable` rather
+    than stored under an id that is not its own."""
 
     def __init__(self, settings: dataset.PrepareSettings, now: datetime) -> None:
         self.settings = settings
@@ -171,10 +171,9 @@ class DecodeImage(beam.DoFn):
 
     def process(self, item: Candidate) -> Iterator[dict[str, Any]]:
         uri = item["source_uri"]
-        data, failure = read_input(item)
-        if failure is not None or dataset.image_id_for(data or b"") != item["image_id"]:
-            reason, detail = failure or ("unreadable", "the file changed during ingest")
-            yield _reject(uri, reason, detail, self.now)
+        data, failure = read_again(item)
+        if failure is not None:
+            yield _reject(uri, *failure, self.now)
             return
         try:
             prepared = dataset.prepare_image(data, self.settings)

@@ -31,6 +31,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from pipelines.options import use_storage_emulator
+from scenegan.dataset import image_id_for
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,18 @@ def _manifest_entry(manifest: str, number: int, line: str) -> Candidate | None:
     return candidate(text)
 
 
+def _entries(manifest: str, lines: Iterator[tuple[int, str | None, str]]) -> Iterator[Candidate]:
+    """Candidates from (number, text, problem) lines: text None means the line itself is
+    unreadable (`problem` says why)."""
+    for number, text, problem in lines:
+        if text is None:
+            yield failed(f"{manifest}#L{number}", "unreadable", problem)
+            continue
+        entry = _manifest_entry(manifest, number, text)
+        if entry is not None:
+            yield entry
+
+
 def text_manifest(manifest: str) -> Iterator[Candidate]:
     """One candidate per line of a UTF-8 text manifest; a line that is not text is a reject."""
     try:
@@ -190,18 +203,16 @@ def text_manifest(manifest: str) -> Iterator[Candidate]:
     except Exception as error:
         yield failed(manifest, "not_found", f"cannot open the manifest: {error}")
         return
-    with handle:
+
+    def lines() -> Iterator[tuple[int, str | None, str]]:
         for number, raw in enumerate(io.BufferedReader(handle), start=1):
             try:
-                line = raw.decode("utf-8")
+                yield number, raw.decode("utf-8"), ""
             except UnicodeDecodeError:
-                yield failed(
-                    f"{manifest}#L{number}", "unreadable", f"manifest line {number} is not UTF-8"
-                )
-                continue
-            entry = _manifest_entry(manifest, number, line)
-            if entry is not None:
-                yield entry
+                yield number, None, f"manifest line {number} is not UTF-8"
+
+    with handle:
+        yield from _entries(manifest, lines())
 
 
 def parquet_manifest(manifest: str) -> Iterator[Candidate]:
@@ -212,23 +223,23 @@ def parquet_manifest(manifest: str) -> Iterator[Candidate]:
     except Exception as error:
         yield failed(manifest, "unreadable", f"cannot read the Parquet manifest: {error}")
         return
+
+    def rows() -> Iterator[tuple[int, str | None, str]]:
+        number = 0
+        for batch in parquet.iter_batches(batch_size=MANIFEST_BATCH_ROWS, columns=["uri"]):
+            for value in batch.column(0).to_pylist():
+                number += 1
+                if isinstance(value, str):
+                    yield number, value, ""
+                else:
+                    yield number, None, f"row {number}: uri is {value!r}"
+
     with handle:
         if "uri" not in parquet.schema_arrow.names:
             columns = ", ".join(parquet.schema_arrow.names)
             yield failed(manifest, "unreadable", f"no 'uri' column (columns: {columns})")
             return
-        number = 0
-        for batch in parquet.iter_batches(batch_size=MANIFEST_BATCH_ROWS, columns=["uri"]):
-            for value in batch.column(0).to_pylist():
-                number += 1
-                if not isinstance(value, str):
-                    yield failed(
-                        f"{manifest}#L{number}", "unreadable", f"row {number}: uri is {value!r}"
-                    )
-                    continue
-                entry = _manifest_entry(manifest, number, value)
-                if entry is not None:
-                    yield entry
+        yield from _entries(manifest, rows())
 
 
 def archive_members(archive: str) -> Iterator[Candidate]:
@@ -286,6 +297,16 @@ def read_input(item: Candidate) -> tuple[bytes | None, tuple[str, str] | None]:
     except Exception as error:
         kind = "not_found" if "not found" in str(error).lower() else "unreadable"
         return None, (kind, f"reading failed: {type(error).__name__}: {error}")
+
+
+def read_again(item: Candidate) -> tuple[bytes | None, tuple[str, str] | None]:
+    """A second read of a candidate hashed earlier (`image_id` set), as `read_input`. Bytes
+    carried along (archive members, dataset rows) are used as they are; a file read again
+    must still hash to its id, or it changed in between and is `unreadable`."""
+    data, failure = read_input(item)
+    if failure is None and item["data"] is None and image_id_for(data or b"") != item["image_id"]:
+        return None, ("unreadable", "the file changed during the run")
+    return data, failure
 
 
 class MatchInputs(beam.PTransform):

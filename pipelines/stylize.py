@@ -38,7 +38,7 @@ from PIL import Image
 from pipelines import summary
 from pipelines.handler import NoiseModelHandler, SceneModelHandler
 from pipelines.options import StylizeOptions, make_pipeline, parse_options, use_storage_emulator
-from pipelines.sources import Candidate, MatchInputs, read_input
+from pipelines.sources import Candidate, MatchInputs, read_again, read_input
 from scenegan import artifact, dataset, imaging, inference, storage
 
 log = logging.getLogger(__name__)
@@ -186,10 +186,7 @@ class DecodeInput(beam.DoFn):
     def process(self, keyed: tuple[Any, Iterable[dict[str, Any]]]) -> Iterator[Any]:
         _, metas = keyed
         for meta in metas:
-            data, failure = read_input(meta)
-            changed = failure is None and dataset.image_id_for(data or b"") != meta["image_id"]
-            if changed and meta.get("data") is None:  # dataset rows keep their ingest-time id
-                failure = ("unreadable", "the file changed during the run")
+            data, failure = read_again(meta)  # dataset rows keep their ingest-time id
             try:
                 if failure is not None:
                     raise imaging.ImageError(*failure)
