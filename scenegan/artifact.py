@@ -65,6 +65,14 @@ def weights_hash(state: dict[str, torch.Tensor]) -> str:
 
 def export_model(run: str, output: str, *, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
     """Export the EMA generator of `run`'s latest checkpoint to `output`; returns model.json."""
+    generator, fields = exportable(run)
+    if metrics:
+        fields["metrics"] = metrics
+    return save_model(output, generator, **fields)
+
+
+def exportable(run: str) -> tuple[nn.Module, dict[str, Any]]:
+    """The EMA generator of `run`'s latest checkpoint and the `save_model` fields for it."""
     state = ckpt.load_latest(run)
     if state is None:
         raise ModelError(f"{run} has no checkpoint to export; train it first")
@@ -73,18 +81,20 @@ def export_model(run: str, output: str, *, metrics: dict[str, Any] | None = None
     generator = build_model(spec["architecture"], spec["arguments"])
     generator.load_state_dict(state["ema"][name])  # proves the weights fit the architecture
     config = state["config"]
-    return save_model(
-        output, generator, task=state["task"], image_size=config["image_size"],
-        source_domain=config.get("source_domain"), target_domain=config.get("target_domain"),
-        training={
-            "data": config["data"],
-            "data_fingerprint": state.get("data_fingerprint"),
-            "config_hash": state["config_hash"],
-            "steps": int(state["step"]),
-            "preset": config.get("preset"),
-        },
-        metrics=metrics or state.get("metrics") or {},
-    )  # fmt: skip
+    training = {
+        "data": config["data"],
+        "data_fingerprint": state.get("data_fingerprint"),
+        "config_hash": state["config_hash"],
+        "steps": int(state["step"]),
+        "preset": config.get("preset"),
+        "run": run,
+    }
+    return generator.eval(), {
+        "task": state["task"], "image_size": config["image_size"],
+        "source_domain": config.get("source_domain"),
+        "target_domain": config.get("target_domain"),
+        "training": training, "metrics": dict(state.get("metrics") or {}),
+    }  # fmt: skip
 
 
 def save_model(
@@ -140,7 +150,11 @@ def read_model_info(path: str) -> dict[str, Any]:
 
 
 def load_model(path: str) -> LoadedModel:
-    """Load MODEL `path` (local or gs://) for inference, verifying it fully first."""
+    """Load MODEL `path` (local or gs://) for inference, verifying it fully first.
+    `REGISTRY/<name>/latest` is resolved to the version it points to."""
+    from scenegan.registry import resolve_model_path
+
+    path = resolve_model_path(path)
     info = read_model_info(path)
     uri = storage.join(path, "weights.pt")
     try:

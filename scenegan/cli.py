@@ -83,54 +83,9 @@ def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, metavar="DATASET", help="ingest output")
-    parser.add_argument("--output", required=True, metavar="RUN", help="run directory")
-    parser.add_argument(
-        "--task", choices=("unpaired", "unconditional", "paired"), default="unpaired"
-    )
-    parser.add_argument("--source-domain", metavar="NAME")
-    parser.add_argument("--target-domain", metavar="NAME")
-    parser.add_argument("--preset", default="small", metavar="NAME", help="tiny | small | cyclegan")
-    parser.add_argument("--steps", type=int, metavar="N")
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from the run's last checkpoint"
-    )
-    parser.add_argument(
-        "--generator",
-        choices=("resnet", "light", "unet"),
-        help="image-to-image generator (default: the preset's)",
-    )
-    parser.add_argument("--loss", choices=("lsgan", "bce", "wgan-gp", "hinge"))
-    parser.add_argument(
-        "--augment",
-        metavar="POLICY",
-        help="DiffAugment policy for small style sets, e.g. color,translation,cutout",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        metavar="N",
-        help="per process; under torchrun the global batch is N x processes",
-    )
-    parser.add_argument(
-        "--pool-size", type=int, metavar="N", help="history pool of fakes per domain (0: off)"
-    )
-    parser.add_argument("--image-size", type=int, metavar="PX")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"))
-    parser.add_argument("--checkpoint-every", type=int, metavar="N")
-    parser.add_argument("--sample-every", type=int, metavar="N")
-    parser.add_argument(
-        "--reader",
-        choices=("auto", "memory", "stream"),
-        help="stream an ingested dataset's row groups (auto: stream when --data is ingested "
-        "and the task is not paired) or read every image into memory",
-    )
-    parser.add_argument("--loader-workers", type=int, metavar="N", help="streaming reader workers")
-    parser.add_argument("--shuffle-buffer", type=int, metavar="N", help="streaming shuffle buffer")
-    parser.add_argument(
-        "--dry-run", action="store_true", help="print the resolved config as JSON and exit"
-    )
+    from pipelines.train import add_arguments
+
+    add_arguments(parser)  # training flags + launch flags (local | torchrun | vertex)
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -180,10 +135,61 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _registry_arguments(parser: argparse.ArgumentParser) -> None:
+    from scenegan.registry import DEFAULT_METRIC, LOWER_IS_BETTER
+
     parser.add_argument("action", choices=("list", "promote"))
-    parser.add_argument("registry", nargs="?", metavar="REGISTRY")
-    parser.add_argument("--run", metavar="RUN")
-    parser.add_argument("--force", action="store_true")
+    parser.add_argument("registry", metavar="REGISTRY", help="a local folder or gs:// prefix")
+    parser.add_argument("--name", metavar="NAME", help="the model's name (list: only this one)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--run", metavar="RUN", help="promote: a training run's latest checkpoint")
+    source.add_argument("--model", metavar="MODEL", help="promote: an exported MODEL")
+    parser.add_argument(
+        "--metric",
+        default=DEFAULT_METRIC,
+        choices=sorted(LOWER_IS_BETTER),
+        help="promote: the quality metric it must not make worse (default: kid)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="promote: even when the metric is worse"
+    )
+    parser.add_argument("--json", action="store_true", help="list: print JSON rows")
+
+
+def _registry(args: argparse.Namespace) -> int:
+    import json
+
+    from scenegan import registry
+
+    if args.action == "list":
+        rows = registry.list_registry(args.registry, args.name)
+        print(json.dumps(rows, indent=2) if args.json else registry.format_rows(rows))
+        return 0
+    if not (args.run or args.model):
+        raise UsageError("promote needs --run RUN or --model MODEL")
+    name = args.name or _default_name(args.run, args.model)
+    promotion = registry.promote(args.registry, name, run=args.run, model=args.model,
+                                 metric=args.metric, force=args.force)  # fmt: skip
+    print(f"{name} {promotion.version}: {promotion.message} -> {promotion.uri}"
+          f"{'' if promotion.latest else ' (latest unchanged)'}")  # fmt: skip
+    return 0
+
+
+def _default_name(run: str | None, model: str | None) -> str:
+    """NAME from the run's or model's domains, e.g. photo-to-painting."""
+    from scenegan import artifact
+    from scenegan.training import checkpoint as ckpt
+
+    if run:
+        state = ckpt.load_latest(run)
+        if state is None:
+            raise UsageError(f"{run} has no checkpoint; train it first")
+        source, target = state["config"].get("source_domain"), state["config"]["target_domain"]
+    else:
+        info = artifact.read_model_info(str(model))
+        source, target = info.get("source_domain"), info.get("target_domain")
+    if not target:
+        raise UsageError("cannot name the model from its domains: pass --name NAME")
+    return (f"{source}-to-{target}" if source else str(target)).lower()
 
 
 def _scene_arguments(parser: argparse.ArgumentParser) -> None:
@@ -236,35 +242,9 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import json
+    from pipelines import train
 
-    from scenegan.training import resolve_config, training_loop
-
-    overrides = {
-        "data": args.data, "output": args.output, "source_domain": args.source_domain,
-        "target_domain": args.target_domain, "steps": args.steps, "loss": args.loss,
-        "augment": args.augment, "batch_size": args.batch_size, "seed": args.seed,
-        "pool_size": args.pool_size,
-        "amp": args.amp, "checkpoint_every": args.checkpoint_every,
-        "sample_every": args.sample_every, "reader": args.reader,
-        "loader_workers": args.loader_workers, "shuffle_buffer": args.shuffle_buffer,
-    }  # fmt: skip
-    if args.image_size:
-        overrides.update(image_size=args.image_size, load_size=round(args.image_size * 1.12))
-    if args.generator:
-        overrides["generator"] = args.generator
-    try:
-        config = resolve_config(args.task, args.preset, **overrides)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    if args.dry_run:
-        print(json.dumps(config.to_json(), indent=2))
-        return 0
-    result = training_loop(config, resume=args.resume)
-    rate = result.images_per_second
-    print(f"trained {args.output} to step {result.step} (resumed from {result.resumed_from}; "
-          f"{rate:.1f} img/s)")  # fmt: skip
-    return 0
+    return train.run(args.pipeline_argv)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -359,7 +339,7 @@ _COMMANDS: dict[str, _Command] = {
     "registry": (
         "List or promote versioned models in a registry.",
         _registry_arguments,
-        _not_built("the model registry", 6),
+        _registry,
         False,
     ),
     "scenes": (

@@ -99,3 +99,67 @@ def list_files(uri: str) -> list[str]:
 def delete(uri: str) -> None:
     filesystem, path = resolve(uri)
     filesystem.delete_file(path)
+
+
+def create_exclusive(uri: str, data: bytes) -> bool:
+    """Create `uri` holding `data` only if it does not exist yet; True if this call made it.
+
+    The one primitive the registry's lock is built on. Local: `O_CREAT | O_EXCL`, atomic on
+    one host (and on NFSv3+). GCS: an upload with `ifGenerationMatch=0`, which the service
+    rejects (412) when the object exists. The GCS emulator used by the tests ignores that
+    precondition, so there a check-then-create stands in, which is not atomic; the lock's
+    concurrency is tested on local paths.
+    """
+    if not is_remote(uri):
+        path = os.path.abspath(uri)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        return True
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        if exists(uri):
+            return False
+        write_bytes(uri, data)
+        return True
+    return _gcs_create_if_absent(uri, data)
+
+
+def _gcs_create_if_absent(uri: str, data: bytes) -> bool:
+    from google.api_core.exceptions import PreconditionFailed
+    from google.cloud import storage as gcs
+
+    bucket, _, name = uri[len("gs://") :].partition("/")
+    blob = gcs.Client().bucket(bucket).blob(name)
+    try:
+        blob.upload_from_string(data, if_generation_match=0)
+    except PreconditionFailed:
+        return False
+    return True
+
+
+def list_dirs(uri: str) -> list[str]:
+    """The names of the directories (prefixes) directly under `uri`, sorted.
+
+    Listed recursively: an object store has no directories, only key prefixes, and a
+    non-recursive GCS listing through pyarrow does not report them (seen on the emulator).
+    Meant for small trees such as a model registry."""
+    filesystem, path = resolve(uri)
+    selector = pafs.FileSelector(path, allow_not_found=True, recursive=True)
+    base = path.rstrip("/") + "/"
+    names = set()
+    for info in filesystem.get_file_info(selector):
+        relative = info.path[len(base) :] if info.path.startswith(base) else ""
+        if "/" in relative or info.type == pafs.FileType.Directory:
+            names.add(relative.split("/", 1)[0])
+    return sorted(name for name in names if name)
+
+
+def delete_tree(uri: str) -> None:
+    """Remove the directory (or prefix) `uri` and everything under it; no error if absent."""
+    filesystem, path = resolve(uri)
+    if filesystem.get_file_info(path).type != pafs.FileType.NotFound:
+        filesystem.delete_dir(path)

@@ -6,6 +6,14 @@ training_loop(config, resume=False)
 """
 
 from scenegan.training.config import PRESETS, TASKS, TrainConfig, resolve_config
-from scenegan.training.loop import TrainResult, training_loop
+from scenegan.training.loop import Preempted, TrainResult, training_loop
 
-__all__ = ["PRESETS", "TASKS", "TrainConfig", "TrainResult", "resolve_config", "training_loop"]
+__all__ = [
+    "PRESETS",
+    "TASKS",
+    "Preempted",
+    "TrainConfig",
+    "TrainResult",
+    "resolve_config",
+    "training_loop",
+]

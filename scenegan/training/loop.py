@@ -34,6 +34,15 @@ from scenegan.training.tasks import Task, build_task
 log = logging.getLogger(__name__)
 
 
+class Preempted(Exception):
+    """Training stopped on SIGTERM (a preempted VM, a stopped job) after checkpointing the
+    step it had reached; `--resume` continues from exactly there."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"stopped by SIGTERM at step {step} (checkpointed)")
+        self.step = step
+
+
 @dataclass(frozen=True)
 class TrainResult:
     run: str
@@ -68,29 +77,37 @@ def training_loop(
     elif rank == 0:
         run.write_config(config.to_json())
     bar = Progress(config.steps, start, enabled=progress and rank == 0)
+    stop = StopRequest(world_size, device)
     window_start, window_images = time.perf_counter(), 0
     losses: dict[str, float] = {}
-    for step in range(start, config.steps):
-        torch.manual_seed(config.seed * 1_000_003 + step)  # dropout etc.: a function of the step
-        rates = task.set_learning_rates(step)
-        losses = task.train_step(step)
-        done = step + 1
-        window_images += config.batch_size * world_size
-        bar.update(done, losses)
-        record: dict[str, Any] = {}
-        if rank == 0 and _due(done, config.log_every, config.steps):
-            elapsed = time.perf_counter() - window_start
-            rate = round(window_images / max(elapsed, 1e-9), 3)
-            record.update(losses=losses, lr=rates, images_per_second=rate)
-            window_start, window_images = time.perf_counter(), 0
-        if held_out and _due(done, config.eval_every, config.steps):
-            task.metrics = evaluate(task, config, held_out)
-            record["metrics"] = task.metrics
-        if record:
-            run.log({"step": done, **record})
-        _write_periodic(run, task, config, done, rank, fingerprint)
-        if on_step is not None:
-            on_step(done, task)
+    try:
+        for step in range(start, config.steps):
+            # dropout etc.: a function of the step
+            torch.manual_seed(config.seed * 1_000_003 + step)
+            rates = task.set_learning_rates(step)
+            losses = task.train_step(step)
+            done = step + 1
+            window_images += config.batch_size * world_size
+            bar.update(done, losses)
+            record: dict[str, Any] = {}
+            if rank == 0 and _due(done, config.log_every, config.steps):
+                elapsed = time.perf_counter() - window_start
+                rate = round(window_images / max(elapsed, 1e-9), 3)
+                record.update(losses=losses, lr=rates, images_per_second=rate)
+                window_start, window_images = time.perf_counter(), 0
+            if held_out and _due(done, config.eval_every, config.steps):
+                task.metrics = evaluate(task, config, held_out)
+                record["metrics"] = task.metrics
+            if record:
+                run.log({"step": done, **record})
+            _write_periodic(run, task, config, done, rank, fingerprint)
+            if on_step is not None:
+                on_step(done, task)
+            if stop.requested() and done < config.steps:
+                _checkpoint_now(run, task, config, done, rank, fingerprint)
+                raise Preempted(done)
+    finally:
+        stop.close()
     bar.close()
     if world_size > 1:
         dist.barrier()
@@ -212,6 +229,49 @@ def _write_periodic(
         state = checkpoint_state(task, config, done, fingerprint)
         ckpt.save_checkpoint(run.root, state, config.keep_checkpoints)
         run.flush()
+
+
+def _checkpoint_now(
+    run: RunDirectory, task: Task, config: TrainConfig, done: int, rank: int, fingerprint: str
+) -> None:
+    if rank == 0 and done % config.checkpoint_every != 0:  # else it was just written
+        ckpt.save_checkpoint(run.root, checkpoint_state(task, config, done, fingerprint),
+                             config.keep_checkpoints)  # fmt: skip
+        run.flush()
+    if dist.is_initialized():
+        dist.barrier()
+
+
+class StopRequest:
+    """SIGTERM sets a flag that the loop reads between steps. Under DDP the ranks agree on
+    it (one all-reduce of a flag per step) so all stop after the same step; the signal may
+    reach them between different steps."""
+
+    def __init__(self, world_size: int, device: torch.device) -> None:
+        import signal
+        import threading
+
+        self.world_size, self.device = world_size, device
+        self.flag, self.previous = False, None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._set)
+
+    def _set(self, *_: Any) -> None:
+        self.flag = True
+
+    def requested(self) -> bool:
+        if self.world_size == 1 or not dist.is_initialized():
+            return self.flag
+        flag = torch.tensor([1.0 if self.flag else 0.0], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def close(self) -> None:
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+            self.previous = None
 
 
 def data_fingerprint(domains: dict[str, DomainImages | StreamedDomain]) -> str:
