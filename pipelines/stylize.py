@@ -40,6 +40,7 @@ from pipelines.handler import NoiseModelHandler, SceneModelHandler
 from pipelines.options import StylizeOptions, make_pipeline, parse_options, use_storage_emulator
 from pipelines.sources import Candidate, MatchInputs, read_again, read_input
 from scenegan import artifact, dataset, imaging, inference, storage
+from scenegan.registry import resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -414,6 +415,9 @@ def validate(options: StylizeOptions, generate: bool = False) -> artifact.Loaded
         raise ValueError(f"{'generate' if generate else 'stylize'} needs {', '.join(missing)}")
     if options.batch_size < 1 or not 1 <= options.quality <= 100:
         raise ValueError("--batch-size must be >= 1 and --quality in 1..100")
+    # Resolve REGISTRY/<name>/latest once, here: every worker then loads the same version
+    # even if a promote moves `latest` while the job runs.
+    options.model = resolve_model_path(options.model)
     model = artifact.load_model(options.model)
     if generate and model.task != "unconditional":
         raise ValueError(f"{options.model} is a {model.task} model; generate needs an "

@@ -37,8 +37,9 @@ DEFAULT_METRIC = "kid"
 STALE_LOCK_SECONDS = 15 * 60  # a promote takes seconds; a lock this old was abandoned
 
 
-class RegistryError(RuntimeError):
-    """A registry operation that cannot be done, with the reason and what to do."""
+class RegistryError(artifact.ModelError):
+    """A registry operation that cannot be done, with the reason and what to do (a
+    ModelError too, so whatever loads a MODEL reports a bad `latest` the same way)."""
 
 
 @dataclass(frozen=True)
