@@ -44,3 +44,27 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUTPUT) .pytest_cache .ruff_cache
+
+# --- Google Cloud (deploy/; settings from the environment, see deploy/config.sh) ----------
+# DRY_RUN=1 make <target> prints the exact commands instead of running them.
+# make dataflow-ingest ARGS="input=gs://b/photos/* domain=photo output=gs://b/dataset"
+# make dataflow-stylize ARGS="model=gs://b/registry/painting/latest input=gs://b/in/* output=gs://b/out"
+.PHONY: image templates dataflow-ingest dataflow-stylize train-vertex nightly
+
+image:
+	deploy/build_image.sh
+
+templates: $(STAMP)
+	PYTHON=$(BIN)/python deploy/build_templates.sh
+
+dataflow-ingest:
+	deploy/run_dataflow.sh ingest $(ARGS)
+
+dataflow-stylize:
+	deploy/run_dataflow.sh stylize $(ARGS)
+
+train-vertex: $(STAMP)
+	SCENEGAN=$(BIN)/scenegan deploy/submit_training.sh $(ARGS)
+
+nightly: $(STAMP)
+	PYTHON=$(BIN)/python deploy/nightly/schedule.sh

@@ -14,6 +14,7 @@ and `--direct_num_workers`. Any other runner name is passed through unchanged.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 from collections.abc import Sequence
 
@@ -52,6 +53,13 @@ class SceneganOptions(PipelineOptions):
         )
         parser.add_argument(
             "--quality", type=int, default=90, help="JPEG/WebP quality (default: 90)"
+        )
+        parser.add_argument(
+            "--date",
+            default=None,
+            metavar="YYYY-MM-DD",
+            help="the day that {date} (YYYY-MM-DD), {yyyy}, {mm} and {dd} in --input and "
+            "--output stand for: YYYY-MM-DD, 'today' or 'yesterday' (UTC; default: today)",
         )
 
 
@@ -167,8 +175,47 @@ def add_arguments(parser: argparse.ArgumentParser, options_class: type[PipelineO
 
 
 def parse_options(argv: Sequence[str] | None, options_class: type[PipelineOptions]):
-    """The pipeline's options from `argv` (its own flags plus any Beam option)."""
-    return PipelineOptions(list(argv or [])).view_as(options_class)
+    """The pipeline's options from `argv` (its own flags plus any Beam option), with the
+    date placeholders of --input and --output filled in (`expand_dates`)."""
+    return expand_dates(PipelineOptions(list(argv or [])).view_as(options_class))
+
+
+DATE_WORDS = {"today": 0, "yesterday": 1}
+
+
+def resolve_date(value: str | None, today: datetime.date | None = None) -> datetime.date:
+    """`--date`: YYYY-MM-DD, 'today' or 'yesterday' (UTC), or None for today."""
+    today = today or datetime.datetime.now(datetime.timezone.utc).date()
+    if value is None or value.lower() in DATE_WORDS:
+        return today - datetime.timedelta(days=DATE_WORDS.get((value or "today").lower(), 0))
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"--date {value!r}: use YYYY-MM-DD (e.g. 2025-06-30), 'today' or 'yesterday'"
+        ) from None
+
+
+def expand_date(text: str, day: datetime.date) -> str:
+    """`text` with {date}, {yyyy}, {mm} and {dd} replaced; other braces are left alone."""
+    for token, value in (("{date}", day.isoformat()), ("{yyyy}", f"{day.year:04d}"),
+                         ("{mm}", f"{day.month:02d}"), ("{dd}", f"{day.day:02d}")):  # fmt: skip
+        text = text.replace(token, value)
+    return text
+
+
+def expand_dates(options: PipelineOptions) -> PipelineOptions:
+    """Fill the date placeholders of --input and --output in place (so a fixed Flex Template
+    launch or cron line can name each day's folder), record the resolved --date, and return
+    `options`. Called by `parse_options`, so it happens before any validation."""
+    shared = options.view_as(SceneganOptions)
+    day = resolve_date(shared.date)
+    if shared.inputs:
+        shared.inputs = [expand_date(pattern, day) for pattern in shared.inputs]
+    if shared.output:
+        shared.output = expand_date(shared.output, day)
+    shared.date = day.isoformat()
+    return options
 
 
 def is_local(options: PipelineOptions) -> bool:
