@@ -360,6 +360,24 @@ def test_submit_training_calls_the_vertex_launcher():
     assert command[-3:] == ["--preset", "cyclegan", "--dry-run"]
 
 
+def test_submit_training_command_is_accepted_by_the_vertex_launcher():
+    """Run for real with scenegan's own --dry-run: the launcher prints the job it would submit."""
+    environment = {**os.environ, "SCENEGAN": str(BIN / "scenegan"), "PROJECT": "p"}
+    environment.pop("DRY_RUN", None)
+    done = subprocess.run(
+        ["bash", str(DEPLOY / "submit_training.sh"), "--source-domain", "photo",
+         "--target-domain", "painting", "--dry-run"],
+        env=environment, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (pool,) = json.loads(done.stdout)["customJob"]["jobSpec"]["workerPoolSpecs"]
+    assert pool["machineSpec"] == {"machineType": "g2-standard-8", "acceleratorType": "NVIDIA_L4",
+                                   "acceleratorCount": 1}  # fmt: skip
+    image = "us-central1-docker.pkg.dev/p/scenegan/scenegan:latest-gpu"
+    assert pool["containerSpec"]["imageUri"] == image
+    assert pool["containerSpec"]["command"] == ["scenegan"]  # overrides the image's entrypoint
+
+
 def test_config_defaults_agree_between_bash_and_python():
     derived = ("IMAGE", "INBOX", "OUT", "REGISTRY", "SERVICE_ACCOUNT", "TEMPLATES",
                "TEMP_LOCATION", "STAGING_LOCATION")  # fmt: skip
