@@ -6,7 +6,9 @@
 
 Only ids and URIs cross the two joins; image bytes are read where they are hashed and read
 again where they are decoded, so the runner never holds the images of a run (the local
-runner keeps grouped data in memory). Decoding and writing are fused in one stage.
+runner keeps grouped data in memory). Decoding and writing image rows are fused in one
+stage, so encoded images never leave it except as Parquet files; only the small reject rows
+of the earlier stages are merged (a Flatten) before their sink.
 
 Every input file ends as exactly one image row or one reject row of DESIGN.md's dataset.
 A rerun is idempotent: an input whose `source_uri` already has a row in this domain (image
@@ -185,18 +187,27 @@ class DecodeImage(beam.DoFn):
 
 
 class RouteRows(beam.DoFn):
-    """Rows -> the `train` / `test` image outputs and the `rejects` output, counted."""
+    """Decoded rows -> the `train` / `test` image outputs and the `rejects` output.
+
+    Accepted images are counted here; rejects are counted once, where all of them meet
+    (`CountRejects`)."""
 
     def __init__(self, test_fraction: float) -> None:
         self.test_fraction = test_fraction
+        self.accepted = Metrics.counter(NAMESPACE, "accepted")
 
     def process(self, row: dict[str, Any]) -> Iterator[Any]:
         if "reason" in row:
-            Metrics.counter(NAMESPACE, f"rejected_{row['reason']}").inc()
             yield beam.pvalue.TaggedOutput("rejects", row)
             return
-        Metrics.counter(NAMESPACE, "accepted").inc()
+        self.accepted.inc()
         yield beam.pvalue.TaggedOutput(dataset.split_for(row["image_id"], self.test_fraction), row)
+
+
+class CountRejects(beam.DoFn):
+    def process(self, row: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        Metrics.counter(NAMESPACE, f"rejected_{row['reason']}").inc()
+        yield row
 
 
 class ExistingKeys(beam.PTransform):
@@ -256,13 +267,19 @@ def build(pipeline: beam.Pipeline, options: IngestOptions, run_id: str) -> dict[
         | "ResolveDuplicates"
         >> beam.ParDo(ResolveDuplicates(now)).with_outputs(ResolveDuplicates.DUPLICATE, main="kept")
     )
-    decoded = resolved.kept | "DecodeImage" >> beam.ParDo(DecodeImage(settings_from(options), now))
-    rows = (decoded, resolved[ResolveDuplicates.DUPLICATE], hashed[HashInput.FAILED])
+    # Image rows (which carry the encoded images) are routed and written in the stage that
+    # decodes them. A Flatten of them with the rejects of the earlier stages would not fuse:
+    # the local runner would ship every encoded image out of the workers and back in.
     routed = (
-        rows
-        | "AllRows" >> beam.Flatten()
+        resolved.kept
+        | "DecodeImage" >> beam.ParDo(DecodeImage(settings_from(options), now))
         | "RouteRows"
         >> beam.ParDo(RouteRows(options.test_fraction)).with_outputs("train", "test", "rejects")
+    )
+    rejects = (
+        (routed.rejects, resolved[ResolveDuplicates.DUPLICATE], hashed[HashInput.FAILED])
+        | "AllRejects" >> beam.Flatten()
+        | "CountRejects" >> beam.ParDo(CountRejects())
     )
     row_group = options.row_group_mb << 20
     written = {}
@@ -274,7 +291,7 @@ def build(pipeline: beam.Pipeline, options: IngestOptions, run_id: str) -> dict[
             row_group_buffer_size=row_group,
             record_batch_size=ROWS_PER_RECORD_BATCH,
         )
-    written["rejects"] = routed.rejects | "WriteRejects" >> WriteToParquet(
+    written["rejects"] = rejects | "WriteRejects" >> WriteToParquet(
         f"{rejects_dir}/part-{run_id}",
         schema=dataset.REJECT_SCHEMA,
         file_name_suffix=".parquet",
