@@ -1,8 +1,8 @@
 """The `scenegan` command: one thin parser per stage, dispatching to the library.
 
 The command names and flags are a contract (see DESIGN.md): scripts and schedules call
-them. Stages that are not built yet still parse their full flag set, so `--help` documents
-them, and then exit with status 3 and a message saying so instead of pretending to work.
+them. Errors are printed as one line saying what was wrong; usage errors exit 2, failed
+work exits 1, and a preempted training run exits 143 after checkpointing.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from pathlib import Path
 
 from scenegan import __version__
 
-EXIT_NOT_BUILT = 3
-
 BEAM_EPILOG = (
     "Any Apache Beam pipeline option is accepted too, e.g. --runner DataflowRunner "
     "--project P --region R --temp_location gs://BUCKET/tmp submits the same job to Dataflow."
@@ -24,10 +22,6 @@ PATTERN_HELP = (
     "a local file, directory or glob, a gs:// glob, or a manifest (.txt with one URI per "
     "line, or .parquet with a 'uri' column); repeatable"
 )
-
-
-class NotBuiltError(RuntimeError):
-    """A contract command whose implementation has not landed yet."""
 
 
 class UsageError(ValueError):
@@ -44,9 +38,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.pipeline_argv = argv[argv.index(args.command) + 1 :]  # everything after the command
     try:
         return int(args.handler(args) or 0)
-    except NotBuiltError as error:
-        print(f"scenegan {args.command}: {error}", file=sys.stderr)
-        return EXIT_NOT_BUILT
     except UsageError as error:
         print(f"scenegan {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -225,13 +216,6 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # --- handlers -----------------------------------------------------------------------
-
-
-def _not_built(what: str, issue: int) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        raise NotBuiltError(f"not built yet: {what} lands with issue #{issue}.")
-
-    return handler
 
 
 def _ingest(args: argparse.Namespace) -> int:

@@ -28,10 +28,6 @@ CONTRACT_FLAGS = {
     "demo": ["--output"],
 }
 
-NOT_BUILT = {
-    "registry": ["list", "reg"],
-}
-
 
 def test_top_level_help_lists_every_contract_command(capsys):
     with pytest.raises(SystemExit) as exited:
@@ -50,13 +46,6 @@ def test_each_command_documents_its_contract_flags(command, capsys):
     out = capsys.readouterr().out
     for flag in CONTRACT_FLAGS[command]:
         assert flag in out
-
-
-@pytest.mark.parametrize("command", sorted(NOT_BUILT))
-def test_unbuilt_commands_fail_loudly(command, capsys):
-    assert cli.main([command, *NOT_BUILT[command]]) == cli.EXIT_NOT_BUILT
-    err = capsys.readouterr().err
-    assert "not built yet" in err and f"scenegan {command}" in err
 
 
 def test_beam_options_are_only_accepted_by_beam_commands(capsys):
