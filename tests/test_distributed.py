@@ -1,4 +1,4 @@
-"""Data-parallel training under torchrun: 2 CPU processes on gloo, loopback only."""
+"""Data-parallel training with `--launcher torchrun`: 2 CPU processes on gloo, loopback only."""
 
 from __future__ import annotations
 
@@ -31,16 +31,18 @@ def test_two_process_run_equals_one_process_at_the_same_global_batch(tmp_path):
     ]  # fmt: skip
     assert cli.main([*common, "--batch-size", "4", "--output", str(tmp_path / "single")]) == 0
 
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-    launcher = [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-        "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "scenegan.cli",
-    ]  # fmt: skip
+    # Through the torchrun launcher: torch.distributed.run with 2 CPU processes (gloo on
+    # loopback), then the registry promote, once, from the launching process.
+    registry = str(tmp_path / "registry")
     result = subprocess.run(
-        [*launcher, *common, "--batch-size", "2", "--output", str(tmp_path / "ddp")],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        [sys.executable, "-m", "scenegan.cli", *common, "--launcher", "torchrun",
+         "--nproc-per-node", "2", "--batch-size", "2", "--output", str(tmp_path / "ddp"),
+         "--registry", registry, "--name", "ddp", "--eval-every", "-1"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+        timeout=300, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "ddp v0001" in result.stdout
 
     single = ckpt.load_latest(str(tmp_path / "single"))
     parallel = ckpt.load_latest(str(tmp_path / "ddp"))
