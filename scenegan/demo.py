@@ -4,8 +4,11 @@
    applied) and a preview sheet of photos next to their true stylization;
 2. ingest: both folders into a Parquet scene dataset with the Beam ingest pipeline;
 3. train: unpaired CycleGAN, `tiny` preset, streaming that dataset;
-4. export: the EMA generator as a MODEL, scored against the known answer on unseen scenes;
-5. stylize: unseen scenes through the Beam stylize pipeline (images, metadata, contact sheet).
+4. export: the EMA generator as a MODEL, scored against the known answer on unseen scenes,
+   and promoted to a local model registry (`REGISTRY/photo-to-<style>/latest`);
+5. stylize: unseen scenes through the Beam stylize pipeline with the registry's latest
+   model (images, metadata, contact sheet).
+It ends with one summary: counts, the quality metric, img/s and the contact sheet's path.
 """
 
 from __future__ import annotations
@@ -52,25 +55,61 @@ def run_demo(
         sample_every=steps, test_fraction=0.0, loader_workers=1,
     )  # fmt: skip
     result = training_loop(config, resume=True)
-    model_dir = output / "model"
-    info = artifact.export_model(str(output / "run"), str(model_dir))
-    generator = artifact.load_model(str(model_dir)).generator
-    scores = metrics.known_answer_scores(generator, style, size=config.image_size)
-    write_before_after(output / "stylized.png", generator, config.image_size)
-    rate = result.images_per_second
-    print(f"demo: trained {config.steps} steps at {rate:.0f} img/s -> {output / 'run'}")
-    print(f"demo: exported model {info['model_id'][:16]} -> {model_dir}")
-    print(f"demo: unseen scenes, PSNR to the true '{style}': {scores['psnr']:.2f} dB "
-          f"(doing nothing scores {scores['identity_psnr']:.2f} dB)")  # fmt: skip
-    elapsed = time.perf_counter() - started
-    print(f"demo: before/after -> {output / 'stylized.png'}; total {elapsed:.0f}s")
+    print(f"demo: trained {config.steps} steps at {result.images_per_second:.0f} img/s "
+          f"-> {output / 'run'}")  # fmt: skip
+    scores, latest = export_and_promote(output, style, config.image_size)
+    write_before_after(output / "stylized.png", artifact.load_model(latest).generator,
+                       config.image_size)  # fmt: skip
     held_out = output / "held-out"
     write_scenes(held_out, 12, width=size, height=size, seed=metrics.HELD_OUT_SEED, prefix="new")
     from pipelines import stylize
 
-    stylize.run(["--model", str(model_dir), "--input", str(held_out), "--output",
-                 str(output / "stylized"), "--max-side", str(size), "--format", "png"])  # fmt: skip
+    stylized = stylize.run(["--model", latest, "--input", str(held_out), "--output",
+                            str(output / "stylized"), "--max-side", str(size), "--format",
+                            "png"])  # fmt: skip
+    print_summary(output, style, scores, result.images_per_second, stylized,
+                  time.perf_counter() - started)  # fmt: skip
     return scores
+
+
+def export_and_promote(output: Path, style: str, image_size: int) -> tuple[dict[str, float], str]:
+    """Export the run as MODEL `output/model` with its known-answer scores as metrics, and
+    promote it (judged on PSNR) to `output/registry`; returns the scores and the registry's
+    `latest` path. A rerun finds the same weights already registered."""
+    from scenegan import registry
+
+    generator, fields = artifact.exportable(str(output / "run"))
+    scores = metrics.known_answer_scores(generator, style, size=image_size)
+    fields["metrics"] = {**fields["metrics"], **{k: round(v, 4) for k, v in scores.items()}}
+    info = artifact.save_model(str(output / "model"), generator, **fields)
+    name = f"photo-to-{style}"
+    print(f"demo: exported model {info['model_id'][:16]} -> {output / 'model'}")
+    try:
+        promotion = registry.promote(str(output / "registry"), name,
+                                     model=str(output / "model"), metric="psnr")  # fmt: skip
+        print(f"demo: registry {name} {promotion.version}: {promotion.message}")
+    except registry.RegistryError as refused:  # a rerun with fewer steps, say
+        print(f"demo: registry keeps its latest {name}: {refused}")
+    return scores, str(output / "registry" / name / registry.LATEST)
+
+
+def print_summary(
+    output: Path, style: str, scores: dict[str, float], train_rate: float,
+    stylized: dict, seconds: float,
+) -> None:  # fmt: skip
+    counters = stylized["counters"]
+    sheets = sorted((output / "stylized" / "report").glob("contact-*.png"))
+    lines = [
+        f"stylized: {counters.get('status_ok', 0)} ok, {counters.get('status_skipped', 0)} "
+        f"skipped, {counters.get('status_rejected', 0)} rejected",
+        f"quality: PSNR to the true '{style}' on unseen scenes {scores['psnr']:.2f} dB "
+        f"(doing nothing: {scores['identity_psnr']:.2f} dB)",
+        f"speed: training {train_rate:.0f} img/s; stylize "
+        f"{counters.get('ok', 0) / max(stylized['seconds'], 1e-9):.1f} img/s",
+        f"contact sheet: {sheets[-1] if sheets else 'none'}",
+        f"before/after: {output / 'stylized.png'}; total {seconds:.0f}s",
+    ]
+    print("demo summary\n  " + "\n  ".join(lines))
 
 
 def ingest_scenes(data: Path, root: Path, domains: list[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -88,6 +89,9 @@ def test_demo_runs_data_training_export_and_scoring(tmp_path, capsys):
     assert "stylize summary" in out  # the Beam stylize pipeline ran over unseen scenes
     assert list((tmp_path / "stylized" / "images").glob("*.png"))
     assert list((tmp_path / "stylized" / "report").glob("contact-*.png"))
+    latest = json.loads((tmp_path / "registry" / "photo-to-painting" / "latest").read_text())
+    assert latest["version"] == "v0001" and "psnr" in latest["metrics"]
+    assert "stylized: 12 ok, 0 skipped, 0 rejected" in out and "contact sheet: " in out
 
 
 def test_console_script_is_installed():
