@@ -5,8 +5,14 @@ model between the threads of a process), runs batches on CPU or CUDA (autocast o
 and returns uint8 arrays on the CPU, never tensors on the device. `NoiseModelHandler` does
 the same for unconditional models, from image indices to images.
 
-Batching is RunInference's: `batch_elements_kwargs` always sets `max_batch_size`.
+Batching is RunInference's: `batch_elements_kwargs` sets `max_batch_size` and, as the
+minimum, the same size, so batches are full (BatchElements would otherwise start at one
+element and grow them adaptively); a bundle's last batch may be smaller.
 (`max_batch_weight` is deliberately not used: it crashes Beam 2.77.)
+
+`num_threads` sets torch's intra-op threads in each worker process that loads the model:
+with several worker processes on one machine, each keeping torch's default (one thread
+per core) oversubscribes the cores.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from pipelines.options import use_storage_emulator
@@ -35,14 +42,18 @@ class SceneModelHandler(ModelHandler[np.ndarray, PredictionResult, Stylizer]):
         tile_above: int = 1536,
         tile_size: int = 512,
         tile_overlap: int = 64,
+        num_threads: int | None = None,
     ) -> None:
         super().__init__()
         self.model_uri, self.device, self.amp = model_uri, device, amp
+        self.num_threads = num_threads
         self.max_batch_size = max_batch_size
         self.tile_above, self.tile_size, self.tile_overlap = tile_above, tile_size, tile_overlap
 
     def load_model(self) -> Stylizer:
         use_storage_emulator()
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
         loaded = artifact.load_model(self.model_uri)
         amp = None if self.amp == "auto" else self.amp == "on"
         return Stylizer(loaded, device=self.device, amp=amp, max_batch_size=self.max_batch_size,
@@ -66,7 +77,8 @@ class SceneModelHandler(ModelHandler[np.ndarray, PredictionResult, Stylizer]):
         return [PredictionResult(None, output, model_id) for output in outputs]
 
     def batch_elements_kwargs(self) -> dict[str, Any]:
-        return {"min_batch_size": 1, "max_batch_size": self.max_batch_size}
+        size = self.max_batch_size
+        return {"min_batch_size": size, "max_batch_size": size}
 
     def get_metrics_namespace(self) -> str:
         return "scenegan_inference"

@@ -2,7 +2,7 @@
 
     PATTERNs -> ExpandInputs -> Reshuffle -> ProbeInput (hash, header size)
              -> SkipStylized (join on image_id with OUT's metadata for this model_id)
-             -> GroupIntoBatches by padded shape -> DecodeInput (decode, resize, pad)
+             -> GroupByKey on (padded shape, shard) -> DecodeInput (decode, resize, pad)
              -> RunInference(SceneModelHandler) -> WriteOutput (crop, encode, atomic write)
              -> OUT/metadata/run=<run_id>/*.parquet, OUT/report/contact-<run_id>.png
 
@@ -19,6 +19,7 @@ the batching, in the same fused stage as inference.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
@@ -33,11 +34,18 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.parquetio import ReadAllFromParquet, WriteToParquet
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.options.pipeline_options import DirectOptions
 from PIL import Image
 
 from pipelines import summary
 from pipelines.handler import NoiseModelHandler, SceneModelHandler
-from pipelines.options import StylizeOptions, make_pipeline, parse_options, use_storage_emulator
+from pipelines.options import (
+    StylizeOptions,
+    is_local,
+    make_pipeline,
+    parse_options,
+    use_storage_emulator,
+)
 from pipelines.sources import Candidate, MatchInputs, read_again, read_input
 from scenegan import artifact, dataset, imaging, inference, storage
 from scenegan.registry import resolve_model_path
@@ -325,14 +333,18 @@ def build(pipeline: beam.Pipeline, options: StylizeOptions, settings: Settings) 
     decoded = (
         todo.todo
         | "KeyByShape" >> beam.ParDo(KeyByShape(settings))
-        | "BatchByShape" >> beam.GroupIntoBatches(options.batch_size)
+        # A plain GroupByKey, not GroupIntoBatches: the local runner shares the latter's
+        # state between workers and flushes what is left in it from one worker, at the end
+        # (most of a run's images, measured: one of two workers idle). Grouped keys are dealt
+        # out to the workers; RunInference cuts each group into batches of --batch-size.
+        | "GroupByShape" >> beam.GroupByKey()
         | "DecodeInput" >> beam.ParDo(DecodeInput(settings)).with_outputs(DecodeInput.REJECTED,
                                                                           main="decoded")
     )  # fmt: skip
     handler = KeyedModelHandler(SceneModelHandler(
         options.model, device=options.device, amp=options.amp, max_batch_size=options.batch_size,
         tile_above=options.tile_above, tile_size=options.tile_size,
-        tile_overlap=options.tile_overlap))  # fmt: skip
+        tile_overlap=options.tile_overlap, num_threads=threads_per_worker(options)))  # fmt: skip
     written = (
         decoded.decoded
         | "RunInference" >> RunInference(handler)
@@ -343,6 +355,17 @@ def build(pipeline: beam.Pipeline, options: StylizeOptions, settings: Settings) 
     rows = (written.rows, todo[SkipStylized.SKIPPED], probed[ProbeInput.REJECTED],
             decoded[DecodeInput.REJECTED])  # fmt: skip
     return _write_metadata(rows, settings)
+
+
+def threads_per_worker(options: StylizeOptions) -> int | None:
+    """torch threads for each local worker process: the cores shared out among the
+    `--direct_num_workers` processes (None keeps torch's default: one per core)."""
+    if not is_local(options):
+        return None
+    workers = options.view_as(DirectOptions).direct_num_workers
+    cores = os.cpu_count() or 1
+    workers = cores if workers == 0 else (workers or 1)
+    return max(1, cores // workers) if workers > 1 else None
 
 
 def _report(thumbnails, count: int, settings: Settings) -> None:
