@@ -295,7 +295,9 @@ def train_here(config: TrainConfig, resume: bool, launch: argparse.Namespace) ->
         return EXIT_PREEMPTED
     print(f"trained {config.output} to step {result.step} (resumed from {result.resumed_from}; "
           f"{result.images_per_second:.1f} img/s)")  # fmt: skip
-    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0's process promotes
+    # Under --launcher torchrun the launching process promotes (its workers never see
+    # --registry); under a hand-started torchrun every rank would get it: only rank 0 acts.
+    if int(os.environ.get("RANK", "0")) == 0:
         promote_finished(config, launch)
     return 0
 

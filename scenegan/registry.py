@@ -274,16 +274,17 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "(no models)"
     lines = [f"{'NAME':<24} {'VERSION':<8} {'LATEST':<6} {'KID':>10} {'FID':>10} "
-             f"{'CONTENT':>8} {'CREATED':<25} MODEL_ID"]  # fmt: skip
+             f"{'CONTENT':>8} {'PSNR':>8} {'CREATED':<25} MODEL_ID"]  # fmt: skip
     for row in rows:
         metrics = row["metrics"]
-        cells = [_cell(metrics.get(key)) for key in ("kid", "fid", "content")]
+        cells = [_cell(metrics.get(key)) for key in ("kid", "fid", "content", "psnr")]
         if row.get("missing"):
             lines.append(f"{row['name']:<24} {row['version']:<8} {'yes':<6} MISSING: latest "
                          "points to a version that does not exist")  # fmt: skip
             continue
         lines.append(f"{row['name']:<24} {row['version']:<8} {'yes' if row['latest'] else '':<6} "
-                     f"{cells[0]:>10} {cells[1]:>10} {cells[2]:>8} {row['created_at'] or '':<25} "
+                     f"{cells[0]:>10} {cells[1]:>10} {cells[2]:>8} {cells[3]:>8} "
+                     f"{row['created_at'] or '':<25} "
                      f"{row['model_id'][:16]}")  # fmt: skip
     return "\n".join(lines)
 
