@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 from collections.abc import Sequence
 
@@ -233,7 +234,33 @@ def local_runner(options: PipelineOptions) -> beam.runners.PipelineRunner:
     provision = fn_runner.ExtendedProvisionInfo(
         beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
     )
-    return fn_runner.FnApiRunner(provision_info=provision)
+    runner = fn_runner.FnApiRunner(provision_info=provision)
+    run_proto = runner.run_via_runner_api
+
+    def run_via_runner_api(pipeline_proto, options):  # an instance attribute shadows the method
+        _no_timed_flush(pipeline_proto)
+        return run_proto(pipeline_proto, options)
+
+    runner.run_via_runner_api = run_via_runner_api
+    return runner
+
+
+def _no_timed_flush(pipeline_proto) -> None:
+    """Turn off the 1 s timed output flush of `multi_threading` workers (a Beam 2.77 bug).
+
+    Their output streams (TimeBasedBufferingClosableOutputStream) are also flushed by a
+    timer thread, which sends the buffer (`get()`) and then clears it without holding any
+    lock the bundle thread takes to write: elements written in between, e.g. while the send
+    queue is full and the flush blocks, are cleared unsent. That is how multi_threading runs
+    lost 3-42 of 20,000 images. Size-based flushes and the final close run on the bundle
+    thread itself and stay; `multi_processing` workers have no timer by default."""
+    from apache_beam.portability import python_urns
+
+    for environment in pipeline_proto.components.environments.values():
+        if environment.urn == python_urns.EMBEDDED_PYTHON_GRPC:
+            config = json.loads(environment.payload or b"{}")
+            config["data_buffer_time_limit_ms"] = 2**31 - 1  # ~25 days: never within a run
+            environment.payload = json.dumps(config).encode()
 
 
 def make_pipeline(options: PipelineOptions) -> beam.Pipeline:
