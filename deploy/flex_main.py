@@ -117,13 +117,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"flex template: error: {error}", file=sys.stderr)
         return 2
+    # A Flex Template launch must return once the job is submitted (the launcher times out
+    # otherwise), so the pipelines do not wait; their bookkeeping runs inside the job.
     if pipeline == "ingest":
         from pipelines import ingest
 
-        return ingest.main(translated)
+        return ingest.main(translated, wait=False)
     from pipelines import stylize
 
-    return stylize.main(translated)
+    return stylize.main(translated, wait=False)
 
 
 if __name__ == "__main__":

@@ -297,15 +297,42 @@ def build(pipeline: beam.Pipeline, options: IngestOptions, run_id: str) -> dict[
         file_name_suffix=".parquet",
         record_batch_size=1024,
     )
+    # The manifest is part of the job, not of its launcher: on Dataflow (a Flex Template
+    # launch returns as soon as the job is submitted) nobody waits to write it afterwards.
+    # Each sink emits its file names only after finalizing them, so this runs once, last.
+    _ = (
+        list(written.values())
+        | "AllWritten" >> beam.Flatten()
+        | "CountWritten" >> beam.combiners.Count.Globally()
+        | "FinishDataset" >> beam.ParDo(FinishDataset(options, run_id))
+    )
     return written
+
+
+class FinishDataset(beam.DoFn):
+    """After every write of the run: drop its empty part files and rewrite `_manifest.json`
+    (counts, settings, fingerprints recounted from the Parquet files themselves)."""
+
+    def __init__(self, options: IngestOptions, run_id: str) -> None:
+        self.root, self.domain, self.run_id = options.output, options.domain, run_id
+        self.settings = {**settings_from(options).to_json(), "test_fraction": options.test_fraction}
+
+    def setup(self) -> None:
+        use_storage_emulator()
+
+    def process(self, _: int) -> Iterator[str]:
+        remove_empty_parts(self.root, self.domain, self.run_id)
+        dataset.write_manifest(self.root, self.domain, self.settings)
+        yield self.root
 
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
 
 
-def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run ingest to completion; returns the counters, the manifest and the run id."""
+def run(argv: Sequence[str] | None = None, *, wait: bool = True) -> dict[str, Any]:
+    """Run ingest; returns the counters, the manifest and the run id. `wait=False` (Flex
+    Template launches) returns once the job is submitted, with only the run id and result."""
     options = parse_options(argv, IngestOptions)
     validate(options)
     run_id = new_run_id()
@@ -313,15 +340,12 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     pipeline = make_pipeline(options)
     build(pipeline, options, run_id)
     result = pipeline.run()
+    if not wait:
+        return {"run_id": run_id, "result": result}
     result.wait_until_finish()
     seconds = time.perf_counter() - started
     counters = summary.counters(result, NAMESPACE)
-    remove_empty_parts(options.output, options.domain, run_id)
-    manifest = dataset.write_manifest(
-        options.output,
-        options.domain,
-        {**settings_from(options).to_json(), "test_fraction": options.test_fraction},
-    )
+    manifest = dataset.read_manifest(options.output) or {"domains": {}}
     print(summary.ingest_table(counters, manifest["domains"].get(options.domain), seconds))
     return {"run_id": run_id, "counters": counters, "manifest": manifest, "seconds": seconds}
 
@@ -338,10 +362,10 @@ def remove_empty_parts(root: str, domain: str, run_id: str) -> None:
             FileSystems.delete([metadata.path])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, wait: bool = True) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        run(sys.argv[1:] if argv is None else argv)
+        run(sys.argv[1:] if argv is None else argv, wait=wait)
     except ValueError as error:
         print(f"ingest: error: {error}", file=sys.stderr)
         return 2

@@ -461,8 +461,11 @@ def remove_leftovers(output: str) -> None:
         FileSystems.delete([match.path])
 
 
-def run(argv: Sequence[str] | None = None, *, generate: bool = False) -> dict[str, Any]:
-    """Run stylize (or generate) to completion; returns counters, run id and timings."""
+def run(
+    argv: Sequence[str] | None = None, *, generate: bool = False, wait: bool = True
+) -> dict[str, Any]:
+    """Run stylize (or generate) to completion; returns counters, run id and timings.
+    `wait=False` (Flex Template launches) returns once the job is submitted."""
     options = parse_options(argv, StylizeOptions)
     use_storage_emulator()
     model = validate(options, generate)
@@ -474,6 +477,8 @@ def run(argv: Sequence[str] | None = None, *, generate: bool = False) -> dict[st
     pipeline = make_pipeline(options)
     (build_generate if generate else build)(pipeline, options, settings)
     result = pipeline.run()
+    if not wait:
+        return {"run_id": run_id, "result": result, "model_id": model.model_id}
     result.wait_until_finish()
     seconds = time.perf_counter() - started
     counters = summary.counters(result, NAMESPACE)
@@ -481,10 +486,10 @@ def run(argv: Sequence[str] | None = None, *, generate: bool = False) -> dict[st
     return {"run_id": run_id, "counters": counters, "seconds": seconds, "model_id": model.model_id}
 
 
-def main(argv: Sequence[str] | None = None, *, generate: bool = False) -> int:
+def main(argv: Sequence[str] | None = None, *, generate: bool = False, wait: bool = True) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        run(sys.argv[1:] if argv is None else argv, generate=generate)
+        run(sys.argv[1:] if argv is None else argv, generate=generate, wait=wait)
     except (ValueError, artifact.ModelError) as error:
         print(f"stylize: error: {error}", file=sys.stderr)
         return 2

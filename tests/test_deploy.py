@@ -248,6 +248,21 @@ def test_ingest_resolves_date_placeholders_in_a_real_run(tmp_path):
     assert not (tmp_path / "ds" / "{yyyy}").exists()
 
 
+def test_a_template_launch_does_not_wait_and_the_job_writes_its_own_manifest(tmp_path, monkeypatch):
+    """flex_main runs the pipelines with wait=False, as a Flex Template launcher must; the
+    dataset's _manifest.json is then the job's own last step, not the launcher's."""
+    waited = []
+    monkeypatch.setattr("apache_beam.runners.runner.PipelineResult.wait_until_finish",
+                        lambda self, *a, **k: waited.append(self))  # fmt: skip
+    scenes.write_scenes(tmp_path / "in", count=3, width=48, height=40, seed=5)
+    code = flex_main.main(["--pipeline=ingest", f"--input={tmp_path / 'in'}", "--domain=photo",
+                           f"--output={tmp_path / 'ds'}", "--runner=DirectRunner",
+                           "--direct_running_mode=in_memory"])  # fmt: skip
+    assert code == 0 and waited == []
+    manifest = json.loads((tmp_path / "ds" / "_manifest.json").read_text())
+    assert sum(manifest["domains"]["photo"]["images"].values()) == 3
+
+
 # --- scripts ----------------------------------------------------------------------------
 
 
