@@ -220,25 +220,30 @@ def check_dataset(config: TrainConfig, world_size: int = 1) -> dict[str, dict[st
     needed = config.batch_size * world_size
     for domain in required_domains(config):
         if domain not in counts:
-            known = ", ".join(sorted(counts)) or "none"
-            raise DatasetError(f"{root} has no domain {domain!r} (it has: {known}); ingest it "
-                               f"with --domain {domain}, or fix the domain name")  # fmt: skip
+            raise DatasetError(_missing_domain(root, domain, counts))
         train = counts[domain].get("train", 0)
         if train == 0:
             rejected = counts[domain].get("rejected", 0)
             why = f": all {rejected} of its inputs were rejected" if rejected else ""
             raise DatasetError(f"domain {domain!r} of {root} has no train images{why} (see "
                                f"{root}/rejects/domain={domain} for the reasons)")  # fmt: skip
-        if train < needed:
-            raise DatasetError(
-                f"domain {domain!r} has {train} train images, fewer than one global batch "
-                f"({config.batch_size} x {world_size} processes = {needed}); add images or "
-                "lower --batch-size"
-            )
+        if train < needed:  # trains, but every batch repeats images: worth a word
+            log.warning("domain %r has %d train images, fewer than one global batch (%d x %d "
+                        "processes = %d): images repeat within batches", domain, train,
+                        config.batch_size, world_size, needed)  # fmt: skip
         if config.eval_every >= 0 and counts[domain].get("test", 0) < 2:
             log.warning("domain %r has fewer than 2 test images: no held-out metrics, so "
                         "a registry promote has nothing to compare", domain)  # fmt: skip
     return counts
+
+
+def _missing_domain(root: str, domain: str, counts: dict[str, dict[str, int]]) -> str:
+    if dataset.is_ingested(root):
+        known = ", ".join(sorted(counts)) or "none"
+        return (f"{root} has no domain {domain!r} (it has: {known}); ingest it with "
+                f"--domain {domain}, or fix the domain name")  # fmt: skip
+    return (f"no images for domain {domain!r}: {root} is neither an ingested dataset nor has "
+            f"a folder {storage.join(root, domain)} of images")  # fmt: skip
 
 
 def _ingested_counts(root: str) -> dict[str, dict[str, int]]:
