@@ -69,6 +69,37 @@ def training_loop(
     task = build_task(config, device, rank, world_size, domains)
     fingerprint = data_fingerprint(domains)
     held_out = _held_out(config) if rank == 0 and config.eval_every >= 0 else None
+    _restore_or_start(run, config, task, state, start, rank)
+    bar = Progress(config.steps, start, enabled=progress and rank == 0)
+    window = RateWindow(config.batch_size * world_size)
+    losses: dict[str, float] = {}
+    with StopRequest(world_size, device) as stop:
+        for step in range(start, config.steps):
+            torch.manual_seed(config.seed * 1_000_003 + step)  # dropout etc.: per step
+            rates = task.set_learning_rates(step)
+            losses = task.train_step(step)
+            done = step + 1
+            window.add_step()
+            bar.update(done, losses)
+            if rank == 0:
+                _log_step(run, task, config, held_out, done, window, losses, rates)
+            _write_periodic(run, task, config, done, rank, fingerprint)
+            if on_step is not None:
+                on_step(done, task)
+            if stop.requested() and done < config.steps:
+                _checkpoint_now(run, task, config, done, rank, fingerprint)
+                raise Preempted(done)
+    bar.close()
+    if world_size > 1:
+        dist.barrier()
+    rate = _overall_rate(run.stats)
+    return TrainResult(config.output, config.steps, start, rate, losses)
+
+
+def _restore_or_start(
+    run: RunDirectory, config: TrainConfig, task: Task, state: dict | None, start: int, rank: int
+) -> None:
+    """Resume `task` from `state` (a checkpoint), or write a fresh run's config.json."""
     if state is not None:
         ckpt.check_compatible(state, task.architectures(), config.task)
         task.load_state_dict(state)
@@ -76,43 +107,39 @@ def training_loop(
         run.load_stats(up_to_step=start)
     elif rank == 0:
         run.write_config(config.to_json())
-    bar = Progress(config.steps, start, enabled=progress and rank == 0)
-    stop = StopRequest(world_size, device)
-    window_start, window_images = time.perf_counter(), 0
-    losses: dict[str, float] = {}
-    try:
-        for step in range(start, config.steps):
-            # dropout etc.: a function of the step
-            torch.manual_seed(config.seed * 1_000_003 + step)
-            rates = task.set_learning_rates(step)
-            losses = task.train_step(step)
-            done = step + 1
-            window_images += config.batch_size * world_size
-            bar.update(done, losses)
-            record: dict[str, Any] = {}
-            if rank == 0 and _due(done, config.log_every, config.steps):
-                elapsed = time.perf_counter() - window_start
-                rate = round(window_images / max(elapsed, 1e-9), 3)
-                record.update(losses=losses, lr=rates, images_per_second=rate)
-                window_start, window_images = time.perf_counter(), 0
-            if held_out and _due(done, config.eval_every, config.steps):
-                task.metrics = evaluate(task, config, held_out)
-                record["metrics"] = task.metrics
-            if record:
-                run.log({"step": done, **record})
-            _write_periodic(run, task, config, done, rank, fingerprint)
-            if on_step is not None:
-                on_step(done, task)
-            if stop.requested() and done < config.steps:
-                _checkpoint_now(run, task, config, done, rank, fingerprint)
-                raise Preempted(done)
-    finally:
-        stop.close()
-    bar.close()
-    if world_size > 1:
-        dist.barrier()
-    rate = _overall_rate(run.stats)
-    return TrainResult(config.output, config.steps, start, rate, losses)
+
+
+class RateWindow:
+    """Images per second since the last `rate()` call."""
+
+    def __init__(self, images_per_step: int) -> None:
+        self.images_per_step = images_per_step
+        self.start, self.images = time.perf_counter(), 0
+
+    def add_step(self) -> None:
+        self.images += self.images_per_step
+
+    def rate(self) -> float:
+        elapsed = time.perf_counter() - self.start
+        rate = round(self.images / max(elapsed, 1e-9), 3)
+        self.start, self.images = time.perf_counter(), 0
+        return rate
+
+
+def _log_step(
+    run: RunDirectory, task: Task, config: TrainConfig,
+    held_out: dict[str, DomainImages] | None, done: int, window: RateWindow,
+    losses: dict[str, float], rates: dict[str, float],
+) -> None:  # fmt: skip
+    """Rank 0's stats record of step `done`: losses, lr and img/s, held-out metrics when due."""
+    record: dict[str, Any] = {}
+    if _due(done, config.log_every, config.steps):
+        record.update(losses=losses, lr=rates, images_per_second=window.rate())
+    if held_out and _due(done, config.eval_every, config.steps):
+        task.metrics = evaluate(task, config, held_out)
+        record["metrics"] = task.metrics
+    if record:
+        run.log({"step": done, **record})
 
 
 def uses_stream(config: TrainConfig) -> bool:
@@ -266,10 +293,13 @@ class StopRequest:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 
-    def close(self) -> None:
+    def __enter__(self) -> StopRequest:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
         import signal
 
-        if self.previous is not None:
+        if self.previous is not None:  # the handler this process had before training
             signal.signal(signal.SIGTERM, self.previous)
             self.previous = None
 
