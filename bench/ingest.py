@@ -187,8 +187,10 @@ def main() -> int:
         small = make_inputs(cache, args.small, small=True)
         with tempfile.TemporaryDirectory() as scratch:
             seconds, peak = beam_ingest(small, Path(scratch) / "ds", args.mode, args.workers)
-        print(f"{args.small} small images: {args.small / seconds:.1f} img/s, peak RSS of the "
-              f"process tree {peak / 2**30:.2f} GiB (target < 2 GiB)")  # fmt: skip
+            rows = pq.read_table(Path(scratch) / "ds" / "images").num_rows
+        print(f"{args.small} small images: {args.small / seconds:.1f} img/s, {rows} rows "
+              f"({'exact' if rows == args.small else 'NOT EXACT'}), peak RSS of the process tree "
+              f"{peak / 2**30:.2f} GiB (target < 2 GiB)")  # fmt: skip
     return 0
 
 
