@@ -316,9 +316,8 @@ def promote_finished(config: TrainConfig, launch: argparse.Namespace) -> None:
 
 
 def default_name(config: TrainConfig) -> str:
-    if config.task == "unconditional":
-        return str(config.target_domain).lower()
-    return f"{config.source_domain}-to-{config.target_domain}".lower()
+    source = None if config.task == "unconditional" else config.source_domain
+    return registry.model_name(source, config.target_domain)
 
 
 def run_torchrun(launch: argparse.Namespace, config: TrainConfig, training_argv: list[str]) -> int:

@@ -167,7 +167,7 @@ def _registry(args: argparse.Namespace) -> int:
 
 def _default_name(run: str | None, model: str | None) -> str:
     """NAME from the run's or model's domains, e.g. photo-to-painting."""
-    from scenegan import artifact
+    from scenegan import artifact, registry
     from scenegan.training import checkpoint as ckpt
 
     if run:
@@ -178,9 +178,7 @@ def _default_name(run: str | None, model: str | None) -> str:
     else:
         info = artifact.read_model_info(str(model))
         source, target = info.get("source_domain"), info.get("target_domain")
-    if not target:
-        raise UsageError("cannot name the model from its domains: pass --name NAME")
-    return (f"{source}-to-{target}" if source else str(target)).lower()
+    return registry.model_name(source, target)
 
 
 def _scene_arguments(parser: argparse.ArgumentParser) -> None:

@@ -82,7 +82,7 @@ def export_and_promote(output: Path, style: str, image_size: int) -> tuple[dict[
     scores = metrics.known_answer_scores(generator, style, size=image_size)
     fields["metrics"] = {**fields["metrics"], **{k: round(v, 4) for k, v in scores.items()}}
     info = artifact.save_model(str(output / "model"), generator, **fields)
-    name = f"photo-to-{style}"
+    name = registry.model_name("photo", style)
     print(f"demo: exported model {info['model_id'][:16]} -> {output / 'model'}")
     try:
         promotion = registry.promote(str(output / "registry"), name,

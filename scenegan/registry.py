@@ -252,6 +252,15 @@ def _already_registered(
                      f"already registered as {version}; nothing changed")  # fmt: skip
 
 
+def model_name(source_domain: str | None, target_domain: str | None) -> str:
+    """The default name of a generator in the registry: `<source>-to-<target>` (image to
+    image) or `<target>` (unconditional), lower-cased."""
+    if not target_domain:
+        raise RegistryError("cannot name the model from its domains: pass --name NAME")
+    name = f"{source_domain}-to-{target_domain}" if source_domain else target_domain
+    return name.lower()
+
+
 def _check_name(name: str) -> None:
     allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
     if not name or name.startswith(".") or not set(name) <= allowed or name == LATEST:
