@@ -216,11 +216,12 @@ def check_dataset(config: TrainConfig, world_size: int = 1) -> dict[str, dict[st
             f"no dataset at {root}: make one with scenegan ingest --input PATTERN --domain "
             f"NAME --output {root}"
         )
-    counts = _ingested_counts(root) if dataset.is_ingested(root) else _folder_counts(config)
+    ingested = dataset.is_ingested(root)
+    counts = _ingested_counts(root) if ingested else _folder_counts(config)
     needed = config.batch_size * world_size
     for domain in required_domains(config):
         if domain not in counts:
-            raise DatasetError(_missing_domain(root, domain, counts))
+            raise DatasetError(_missing_domain(root, domain, counts, ingested))
         train = counts[domain].get("train", 0)
         if train == 0:
             rejected = counts[domain].get("rejected", 0)
@@ -237,8 +238,10 @@ def check_dataset(config: TrainConfig, world_size: int = 1) -> dict[str, dict[st
     return counts
 
 
-def _missing_domain(root: str, domain: str, counts: dict[str, dict[str, int]]) -> str:
-    if dataset.is_ingested(root):
+def _missing_domain(
+    root: str, domain: str, counts: dict[str, dict[str, int]], ingested: bool
+) -> str:
+    if ingested:
         known = ", ".join(sorted(counts)) or "none"
         return (f"{root} has no domain {domain!r} (it has: {known}); ingest it with "
                 f"--domain {domain}, or fix the domain name")  # fmt: skip
@@ -263,9 +266,8 @@ def _ingested_counts(root: str) -> dict[str, dict[str, int]]:
 def _folder_counts(config: TrainConfig) -> dict[str, dict[str, int]]:
     counts = {}
     for domain in required_domains(config):
-        files = storage.list_files(storage.join(config.data, domain))
-        images = [f for f in files if f.lower().endswith(tuple(dataset.IMAGE_SUFFIXES))]
-        if files or storage.exists(storage.join(config.data, domain)):
+        images = dataset.domain_files(config.data, domain)
+        if images or storage.exists(storage.join(config.data, domain)):
             # The split of a plain folder is only known after hashing; count all as train.
             counts[domain] = {"train": len(images)}
     return counts

@@ -156,7 +156,7 @@ def iter_domain(
         yield from _iter_ingested(root, domain, SPLITS if split is None else (split,))
         return
     directory = storage.join(root, domain)
-    files = [u for u in storage.list_files(directory) if Path(u).suffix.lower() in IMAGE_SUFFIXES]
+    files = domain_files(root, domain)
     if not files:
         raise FileNotFoundError(
             f"no images for domain {domain!r}: expected an ingested dataset "
@@ -167,6 +167,12 @@ def iter_domain(
         image_id = image_id_for(data)
         if split is None or split_for(image_id, test_fraction) == split:
             yield SourceImage(image_id, uri, data)
+
+
+def domain_files(root: str, domain: str) -> list[str]:
+    """The image files of `domain` in a folder dataset (ROOT/<domain>/*.jpg ...), sorted."""
+    files = storage.list_files(storage.join(root, domain))
+    return [uri for uri in files if Path(uri).suffix.lower() in IMAGE_SUFFIXES]
 
 
 def _iter_ingested(root: str, domain: str, splits: tuple[str, ...]) -> Iterator[SourceImage]:
