@@ -92,7 +92,7 @@ def resolve_model_path(path: str) -> str:
     if leaf != LATEST or not parent or storage.exists(storage.join(stripped, "model.json")):
         return path
     registry, _, name = parent.rpartition("/")
-    pointer = read_latest(registry or ".", name) if storage.exists(stripped) else None
+    pointer = read_latest(registry or ".", name)  # None when nothing was promoted
     if pointer is None:
         raise RegistryError(
             f"{stripped} does not exist: nothing was promoted to {parent} yet "
