@@ -267,9 +267,10 @@ def make_pipeline(options: PipelineOptions) -> beam.Pipeline:
     """A pipeline on the pinned local runner, or on whatever `--runner` names.
 
     Locally, unless `--direct_running_mode` is given, bundles run in one worker process per
-    core (`multi_processing`). Not `multi_threading`: on Beam 2.77 it was faster here but
-    lost elements (20,000 inputs in, 19,958-19,997 rows out across runs), which breaks the
-    accounting every stage promises; processes were exact in the same test."""
+    core (`multi_processing`), which was exact in every test. `multi_threading` lost
+    elements on Beam 2.77 (20,000 inputs in, 19,958-19,997 rows out) until `local_runner`
+    turned off its timed flush (`_no_timed_flush`); it is not the default because its speed
+    has not been measured against processes since."""
     use_storage_emulator()
     if is_local(options):
         chosen = options.get_all_options(drop_default=True, retain_unknown_options=True)
