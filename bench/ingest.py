@@ -74,8 +74,7 @@ def plain_loop(folder: Path, output: Path, settings: dataset.PrepareSettings) ->
             prepared = dataset.prepare_image(data, settings)
         except imaging.ImageError:
             continue
-        row = {"image_id": image_id, "source_uri": str(path), **vars(prepared),
-               "ingested_at": None}  # fmt: skip
+        row = {"image_id": image_id, "source_uri": str(path), **vars(prepared), "ingested_at": None}
         rows[dataset.split_for(image_id)].append(row)
         accepted += 1
     for split, items in rows.items():
@@ -89,10 +88,22 @@ def plain_loop(folder: Path, output: Path, settings: dataset.PrepareSettings) ->
 def beam_ingest(folder: Path, output: Path, mode: str, workers: int) -> tuple[float, int]:
     """Run the pipeline in a child process; returns (seconds, peak tree RSS in bytes)."""
     command = [
-        sys.executable, "-m", "pipelines.ingest", "--input", str(folder), "--domain", "photo",
-        "--output", str(output), "--size", "256", "--direct_running_mode", mode,
-        "--direct_num_workers", str(workers),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pipelines.ingest",
+        "--input",
+        str(folder),
+        "--domain",
+        "photo",
+        "--output",
+        str(output),
+        "--size",
+        "256",
+        "--direct_running_mode",
+        mode,
+        "--direct_num_workers",
+        str(workers),
+    ]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     peak = PeakTreeRss(process.pid)
@@ -151,8 +162,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--small", type=int, default=20000, help="0 skips the memory run")
-    parser.add_argument("--mode", default="multi_processing",
-                        help="multi_processing (the local default) or multi_threading")  # fmt: skip
+    parser.add_argument(
+        "--mode",
+        default="multi_processing",
+        help="multi_processing (the local default) or multi_threading",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1, help="loop/Beam pairs to run")
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "scenegan-bench"))
@@ -168,29 +182,36 @@ def main() -> int:
             started = time.perf_counter()
             accepted = plain_loop(folder, Path(scratch) / "loop", settings)
             loop_seconds = time.perf_counter() - started
-            beam_seconds, beam_peak = beam_ingest(folder, Path(scratch) / "beam", args.mode,
-                                                  args.workers)  # fmt: skip
+            beam_seconds, beam_peak = beam_ingest(
+                folder, Path(scratch) / "beam", args.mode, args.workers
+            )
             written = pq.read_table(Path(scratch) / "beam" / "images").num_rows
         loop_rate, beam_rate = accepted / loop_seconds, written / beam_seconds
         ratios.append(beam_rate / loop_rate)
-        print(f"[{repeat}] plain loop      : {loop_rate:7.1f} img/s ({accepted} images, "
-              f"{loop_seconds:.1f} s)")  # fmt: skip
+        print(
+            f"[{repeat}] plain loop      : {loop_rate:7.1f} img/s ({accepted} images, "
+            f"{loop_seconds:.1f} s)"
+        )
         print(
             f"[{repeat}] beam {args.mode} x{args.workers}: {beam_rate:7.1f} img/s ({written} "
             f"images, {beam_seconds:.1f} s with start-up; peak RSS {beam_peak / 2**20:.0f} MiB)"
         )
         print(f"[{repeat}] ratio beam/loop : {ratios[-1]:.2f}x (target >= 1.5x)")
     if len(ratios) > 1:
-        print(f"ratio over {len(ratios)} repeats: median {statistics.median(ratios):.2f}x, "
-              f"min {min(ratios):.2f}x, max {max(ratios):.2f}x (target >= 1.5x)")  # fmt: skip
+        print(
+            f"ratio over {len(ratios)} repeats: median {statistics.median(ratios):.2f}x, "
+            f"min {min(ratios):.2f}x, max {max(ratios):.2f}x (target >= 1.5x)"
+        )
     if args.small:
         small = make_inputs(cache, args.small, small=True)
         with tempfile.TemporaryDirectory() as scratch:
             seconds, peak = beam_ingest(small, Path(scratch) / "ds", args.mode, args.workers)
             rows = pq.read_table(Path(scratch) / "ds" / "images").num_rows
-        print(f"{args.small} small images: {args.small / seconds:.1f} img/s, {rows} rows "
-              f"({'exact' if rows == args.small else 'NOT EXACT'}), peak RSS of the process tree "
-              f"{peak / 2**30:.2f} GiB (target < 2 GiB)")  # fmt: skip
+        print(
+            f"{args.small} small images: {args.small / seconds:.1f} img/s, {rows} rows "
+            f"({'exact' if rows == args.small else 'NOT EXACT'}), peak RSS of the process tree "
+            f"{peak / 2**30:.2f} GiB (target < 2 GiB)"
+        )
     return 0
 
 

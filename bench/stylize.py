@@ -64,9 +64,16 @@ def save(name: str, folder: Path) -> str:
     torch.manual_seed(0)
     architecture, arguments = MODELS[name]
     path = str(folder / name)
-    artifact.save_model(path, build_model(architecture, arguments).eval(), task="unpaired",
-                        image_size=256, source_domain="photo", target_domain="painting",
-                        training={}, metrics={})  # fmt: skip
+    artifact.save_model(
+        path,
+        build_model(architecture, arguments).eval(),
+        task="unpaired",
+        image_size=256,
+        source_domain="photo",
+        target_domain="painting",
+        training={},
+        metrics={},
+    )
     return path
 
 
@@ -89,9 +96,21 @@ def plain_loop(model_path: str, folder: Path, output: Path) -> int:
 
 
 def beam_stylize(model_path: str, folder: Path, output: Path) -> tuple[float, int]:
-    command = [sys.executable, "-m", "pipelines.stylize", "--model", model_path, "--input",
-               str(folder), "--output", str(output), "--max-side", str(MAX_SIDE),
-               "--batch-size", str(BATCH)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines.stylize",
+        "--model",
+        model_path,
+        "--input",
+        str(folder),
+        "--output",
+        str(output),
+        "--max-side",
+        str(MAX_SIDE),
+        "--batch-size",
+        str(BATCH),
+    ]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     peak = PeakTreeRss(process.pid)
@@ -149,20 +168,26 @@ def main() -> int:
                 seconds, peak = beam_stylize(model_path, folder, output)
                 beam_rate = count / seconds
                 ratios.append(beam_rate / loop_rate)
-                print(f"[{repeat}] {name}: {per_image:.1f} GFLOP/image, generator {achieved:.1f} "
-                      f"GFLOP/s; loop {loop_rate:.2f} img/s, beam {beam_rate:.2f} img/s (with "
-                      f"start-up), ratio {ratios[-1]:.2f} (target >= 0.9); "
-                      f"peak RSS {peak / 2**20:.0f} MiB")  # fmt: skip
+                print(
+                    f"[{repeat}] {name}: {per_image:.1f} GFLOP/image, generator {achieved:.1f} "
+                    f"GFLOP/s; loop {loop_rate:.2f} img/s, beam {beam_rate:.2f} img/s (with "
+                    f"start-up), ratio {ratios[-1]:.2f} (target >= 0.9); "
+                    f"peak RSS {peak / 2**20:.0f} MiB"
+                )
             if len(ratios) > 1:
-                print(f"{name}: ratio over {len(ratios)} repeats: median "
-                      f"{statistics.median(ratios):.2f}, min {min(ratios):.2f}, "
-                      f"max {max(ratios):.2f} (target >= 0.9)")  # fmt: skip
+                print(
+                    f"{name}: ratio over {len(ratios)} repeats: median "
+                    f"{statistics.median(ratios):.2f}, min {min(ratios):.2f}, "
+                    f"max {max(ratios):.2f} (target >= 0.9)"
+                )
         for count in [int(c) for c in args.rss_counts.split(",") if c]:
             photos = make_jpegs(cache / f"photos-{count}", count)
             model_path = save("light", Path(scratch))
             seconds, peak = beam_stylize(model_path, photos, Path(scratch) / f"rss-{count}")
-            print(f"light, {count} images: {count / seconds:.1f} img/s, peak RSS of the process "
-                  f"tree {peak / 2**20:.0f} MiB")  # fmt: skip
+            print(
+                f"light, {count} images: {count / seconds:.1f} img/s, peak RSS of the process "
+                f"tree {peak / 2**20:.0f} MiB"
+            )
     return 0
 
 

@@ -48,9 +48,15 @@ def _sync(device: torch.device) -> None:
 
 def training_speed(preset: str, data: Path, steps: int) -> tuple[float, float]:
     config = resolve_config(
-        "unpaired", preset, data=str(data), output=str(data / f"run-{preset}"),
-        source_domain="photo", target_domain="painting", steps=steps + 1, test_fraction=0.0,
-    )  # fmt: skip
+        "unpaired",
+        preset,
+        data=str(data),
+        output=str(data / f"run-{preset}"),
+        source_domain="photo",
+        target_domain="painting",
+        steps=steps + 1,
+        test_fraction=0.0,
+    )
     task = build_task(config, torch.device("cpu"), 0, 1, load_domains(config))
     task.train_step(0)  # warm-up
     started = time.perf_counter()
@@ -60,8 +66,13 @@ def training_speed(preset: str, data: Path, steps: int) -> tuple[float, float]:
     return steps / elapsed, steps * config.batch_size / elapsed
 
 
-def inference_speed(model: torch.nn.Module, batch: torch.Tensor, batches: int,
-                    device: torch.device, autocast: bool = False) -> float:  # fmt: skip
+def inference_speed(
+    model: torch.nn.Module,
+    batch: torch.Tensor,
+    batches: int,
+    device: torch.device,
+    autocast: bool = False,
+) -> float:
     model = model.eval().to(device)
     batch = batch.to(device)
     if autocast:
@@ -99,15 +110,19 @@ def main(argv: list[str] | None = None) -> int:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for device in devices:
         peak = matmul_gflops(device)
-        print(f"\ninference at 256x256 on {device.type}, batch {args.batch_size} "
-              f"(fp32 matmul 2048^2: {peak:.1f} GFLOP/s):")  # fmt: skip
+        print(
+            f"\ninference at 256x256 on {device.type}, batch {args.batch_size} "
+            f"(fp32 matmul 2048^2: {peak:.1f} GFLOP/s):"
+        )
         batch = torch.rand(args.batch_size, 3, 256, 256) * 2 - 1
         for name, model in (("resnet-9", ResnetGenerator()), ("light", LightGenerator())):
             flops = count_flops(model, batch[:1])
             rate = inference_speed(model, batch, args.inference_batches, device)
             achieved = rate * flops / 1e9
-            print(f"  {name:9s} {flops / 1e9:6.2f} GFLOP/img {rate:8.2f} img/s "
-                  f"{achieved:8.1f} GFLOP/s = {achieved / peak:.2f} of matmul")  # fmt: skip
+            print(
+                f"  {name:9s} {flops / 1e9:6.2f} GFLOP/img {rate:8.2f} img/s "
+                f"{achieved:8.1f} GFLOP/s = {achieved / peak:.2f} of matmul"
+            )
             if device.type == "cuda":
                 fast = inference_speed(model, batch, args.inference_batches, device, autocast=True)
                 print(

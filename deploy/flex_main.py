@@ -29,8 +29,11 @@ OPTIONS = {"ingest": IngestOptions, "stylize": StylizeOptions}
 PIPELINE_PARAMETER = "pipeline"
 # Beam options either template also declares as parameters: the worker image and the GPU
 # settings of DESIGN's "one model per GPU" stylize job. Passed through under Beam's names.
-BEAM_PARAMETERS = ("sdk_container_image", "dataflow_service_options",
-                   "number_of_worker_harness_threads")  # fmt: skip
+BEAM_PARAMETERS = (
+    "sdk_container_image",
+    "dataflow_service_options",
+    "number_of_worker_harness_threads",
+)
 # Set in the image at build time (deploy/build_image.sh): the image's own name, used as the
 # workers' image when a launch names none, so launcher and workers run the same code.
 IMAGE_VARIABLE = "SCENEGAN_IMAGE"
@@ -92,8 +95,10 @@ def _take_pipeline(argv: Sequence[str]) -> tuple[str, list[str]]:
     prefix = f"--{PIPELINE_PARAMETER}="
     chosen = [a[len(prefix) :] for a in argv if a.startswith(prefix)]
     if len(chosen) != 1 or chosen[0] not in OPTIONS:
-        raise ValueError(f"the template needs exactly one --{PIPELINE_PARAMETER}=ingest|stylize "
-                         f"parameter, got {chosen or 'none'}")  # fmt: skip
+        raise ValueError(
+            f"the template needs exactly one --{PIPELINE_PARAMETER}=ingest|stylize "
+            f"parameter, got {chosen or 'none'}"
+        )
     return chosen[0], [a for a in argv if not a.startswith(prefix)]
 
 

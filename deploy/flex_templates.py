@@ -33,17 +33,25 @@ import flex_main  # noqa: E402
 TEMPLATES_DIR = HERE / "templates"
 SCHEDULER_JOB = HERE / "nightly" / "cloud-scheduler-job.json"
 DESCRIPTIONS = {
-    "ingest": ("scenegan ingest", "Scene images (folders, gs:// globs, manifests, archives) "
-               "to a Parquet dataset of DESIGN.md: one row per image or reject."),
-    "stylize": ("scenegan stylize", "Apply a trained MODEL to images: OUT/images, "
-                "OUT/metadata Parquet (ok/rejected/skipped), skipping what this model "
-                "already made, so a nightly run only does new images."),
-}  # fmt: skip
+    "ingest": (
+        "scenegan ingest",
+        "Scene images (folders, gs:// globs, manifests, archives) "
+        "to a Parquet dataset of DESIGN.md: one row per image or reject.",
+    ),
+    "stylize": (
+        "scenegan stylize",
+        "Apply a trained MODEL to images: OUT/images, "
+        "OUT/metadata Parquet (ok/rejected/skipped), skipping what this model "
+        "already made, so a nightly run only does new images.",
+    ),
+}
 # Flags each pipeline's `validate` refuses to run without (checked by tests/test_deploy.py).
 REQUIRED = {"ingest": {"input", "domain", "output"}, "stylize": {"input", "output", "model"}}
 EXTRA_REGEXES = {"date": r"^([0-9]{4}-[0-9]{2}-[0-9]{2}|today|yesterday)$"}
-INPUT_NOTE = (" As a template parameter it holds one PATTERN; name more inputs in a .txt or "
-              ".parquet manifest.")  # fmt: skip
+INPUT_NOTE = (
+    " As a template parameter it holds one PATTERN; name more inputs in a .txt or "
+    ".parquet manifest."
+)
 BEAM_HELP = {
     "sdk_container_image": "Worker image; use the same image as the template (default: the "
     "image the template was built from).",
@@ -94,16 +102,25 @@ def _regex(flag: flex_main.Flag) -> str | None:
 def metadata(pipeline: str) -> dict[str, Any]:
     """The Flex Template metadata of `pipeline` (ingest or stylize)."""
     name, description = DESCRIPTIONS[pipeline]
-    parameters = [{
-        "name": flex_main.PIPELINE_PARAMETER, "label": "Pipeline",
-        "helpText": f"Which pipeline the image runs: {pipeline} for this template.",
-        "isOptional": False, "regexes": [f"^{pipeline}$"],
-    }]  # fmt: skip
-    parameters += [parameter(flag, flag.name in REQUIRED[pipeline])
-                   for flag in flex_main.flags(pipeline)]  # fmt: skip
+    parameters = [
+        {
+            "name": flex_main.PIPELINE_PARAMETER,
+            "label": "Pipeline",
+            "helpText": f"Which pipeline the image runs: {pipeline} for this template.",
+            "isOptional": False,
+            "regexes": [f"^{pipeline}$"],
+        }
+    ]
+    parameters += [
+        parameter(flag, flag.name in REQUIRED[pipeline]) for flag in flex_main.flags(pipeline)
+    ]
     for beam_name in flex_main.BEAM_PARAMETERS:
-        entry = {"name": beam_name, "label": f"--{beam_name} (Beam)",
-                 "helpText": BEAM_HELP[beam_name], "isOptional": True}  # fmt: skip
+        entry = {
+            "name": beam_name,
+            "label": f"--{beam_name} (Beam)",
+            "helpText": BEAM_HELP[beam_name],
+            "isOptional": True,
+        }
         if beam_name == "number_of_worker_harness_threads":
             entry["regexes"] = [INTEGER]
         parameters.append(entry)
@@ -114,11 +131,18 @@ def metadata(pipeline: str) -> dict[str, Any]:
 
 # The defaults of deploy/config.sh; the committed scheduler job is rendered from these.
 DEFAULTS = {
-    "PROJECT": "my-project", "REGION": "us-central1", "BUCKET": "my-bucket",
-    "REPOSITORY": "scenegan", "TAG": "latest", "NAME": "painting",
-    "MACHINE_TYPE": "g2-standard-4", "GPU_TYPE": "nvidia-l4", "GPU_COUNT": "1",
-    "MAX_WORKERS": "4", "SCHEDULE": "30 1 * * *",
-}  # fmt: skip
+    "PROJECT": "my-project",
+    "REGION": "us-central1",
+    "BUCKET": "my-bucket",
+    "REPOSITORY": "scenegan",
+    "TAG": "latest",
+    "NAME": "painting",
+    "MACHINE_TYPE": "g2-standard-4",
+    "GPU_TYPE": "nvidia-l4",
+    "GPU_COUNT": "1",
+    "MAX_WORKERS": "4",
+    "SCHEDULE": "30 1 * * *",
+}
 
 
 def configuration(environ: Mapping[str, str]) -> dict[str, str]:
@@ -148,28 +172,30 @@ def nightly_launch(c: Mapping[str, str], date: str = "yesterday") -> dict[str, A
     (`{date}` is filled by the pipeline, `--date` defaults to the day that just ended) into
     one OUT for all nights, so images stylized on earlier nights are `skipped`."""
     image = f"{c['IMAGE']}:{c['TAG']}-gpu"
-    return {"launchParameter": {
-        "jobName": f"scenegan-nightly-{c['NAME']}",
-        "containerSpecGcsPath": f"{c['TEMPLATES']}/stylize.json",
-        "parameters": {
-            "pipeline": "stylize",
-            "model": f"{c['REGISTRY']}/{c['NAME']}/latest",
-            "input": f"{c['INBOX']}/{{date}}/*",
-            "output": c["OUT"],
-            "date": date,
-            "dataflow_service_options": gpu_service_option(c),
-            "number_of_worker_harness_threads": "1",
-        },
-        "environment": {
-            "machineType": c["MACHINE_TYPE"],
-            "maxWorkers": int(c["MAX_WORKERS"]),
-            "sdkContainerImage": image,
-            "additionalExperiments": ["no_use_multiple_sdk_containers"],
-            "tempLocation": c["TEMP_LOCATION"],
-            "stagingLocation": c["STAGING_LOCATION"],
-            "serviceAccountEmail": c["SERVICE_ACCOUNT"],
-        },
-    }}  # fmt: skip
+    return {
+        "launchParameter": {
+            "jobName": f"scenegan-nightly-{c['NAME']}",
+            "containerSpecGcsPath": f"{c['TEMPLATES']}/stylize.json",
+            "parameters": {
+                "pipeline": "stylize",
+                "model": f"{c['REGISTRY']}/{c['NAME']}/latest",
+                "input": f"{c['INBOX']}/{{date}}/*",
+                "output": c["OUT"],
+                "date": date,
+                "dataflow_service_options": gpu_service_option(c),
+                "number_of_worker_harness_threads": "1",
+            },
+            "environment": {
+                "machineType": c["MACHINE_TYPE"],
+                "maxWorkers": int(c["MAX_WORKERS"]),
+                "sdkContainerImage": image,
+                "additionalExperiments": ["no_use_multiple_sdk_containers"],
+                "tempLocation": c["TEMP_LOCATION"],
+                "stagingLocation": c["STAGING_LOCATION"],
+                "serviceAccountEmail": c["SERVICE_ACCOUNT"],
+            },
+        }
+    }
 
 
 def scheduler_job(c: Mapping[str, str]) -> dict[str, Any]:
@@ -231,8 +257,10 @@ def main(argv: list[str] | None = None) -> int:
                 path.write_text(text)
     if args.check and stale:
         names = ", ".join(str(p.relative_to(HERE.parent)) for p in stale)
-        print(f"stale: {names}; run `python deploy/flex_templates.py` and commit them",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"stale: {names}; run `python deploy/flex_templates.py` and commit them",
+            file=sys.stderr,
+        )
         return 1
     for path in stale:
         print(f"wrote {path.relative_to(HERE.parent)}")

@@ -56,8 +56,14 @@ class SceneModelHandler(ModelHandler[np.ndarray, PredictionResult, Stylizer]):
             torch.set_num_threads(self.num_threads)
         loaded = artifact.load_model(self.model_uri)
         amp = None if self.amp == "auto" else self.amp == "on"
-        return Stylizer(loaded, device=self.device, amp=amp, max_batch_size=self.max_batch_size,
-                        tile_size=self.tile_size, tile_overlap=self.tile_overlap)  # fmt: skip
+        return Stylizer(
+            loaded,
+            device=self.device,
+            amp=amp,
+            max_batch_size=self.max_batch_size,
+            tile_size=self.tile_size,
+            tile_overlap=self.tile_overlap,
+        )
 
     def run_inference(
         self,
@@ -67,8 +73,9 @@ class SceneModelHandler(ModelHandler[np.ndarray, PredictionResult, Stylizer]):
     ) -> Iterable[PredictionResult]:
         outputs: list[np.ndarray | None] = [None] * len(batch)
         regular = [i for i, image in enumerate(batch) if max(image.shape[:2]) <= self.tile_above]
-        for index, output in zip(regular, model.run_batch([batch[i] for i in regular]),
-                                 strict=True):  # fmt: skip
+        for index, output in zip(
+            regular, model.run_batch([batch[i] for i in regular]), strict=True
+        ):
             outputs[index] = output
         for index, image in enumerate(batch):
             if outputs[index] is None:
@@ -87,8 +94,9 @@ class SceneModelHandler(ModelHandler[np.ndarray, PredictionResult, Stylizer]):
 class NoiseModelHandler(ModelHandler[int, PredictionResult, artifact.LoadedModel]):
     """Image indices -> images from an unconditional MODEL; image i depends on (seed, i)."""
 
-    def __init__(self, model_uri: str, *, seed: int, device: str = "auto",
-                 max_batch_size: int = 16) -> None:  # fmt: skip
+    def __init__(
+        self, model_uri: str, *, seed: int, device: str = "auto", max_batch_size: int = 16
+    ) -> None:
         super().__init__()
         self.model_uri, self.seed, self.device = model_uri, seed, device
         self.max_batch_size = max_batch_size

@@ -62,8 +62,15 @@ def settings_from(options: IngestOptions) -> dataset.PrepareSettings:
 
 
 def validate(options: IngestOptions) -> None:
-    missing = [flag for flag, value in (("--input", options.inputs), ("--domain", options.domain),
-                                        ("--output", options.output)) if not value]  # fmt: skip
+    missing = [
+        flag
+        for flag, value in (
+            ("--input", options.inputs),
+            ("--domain", options.domain),
+            ("--output", options.output),
+        )
+        if not value
+    ]
     if missing:
         raise ValueError(f"ingest needs {', '.join(missing)}")
     if not options.domain.replace("-", "").replace("_", "").isalnum():

@@ -199,8 +199,12 @@ def resolve_date(value: str | None, today: datetime.date | None = None) -> datet
 
 def expand_date(text: str, day: datetime.date) -> str:
     """`text` with {date}, {yyyy}, {mm} and {dd} replaced; other braces are left alone."""
-    for token, value in (("{date}", day.isoformat()), ("{yyyy}", f"{day.year:04d}"),
-                         ("{mm}", f"{day.month:02d}"), ("{dd}", f"{day.day:02d}")):  # fmt: skip
+    for token, value in (
+        ("{date}", day.isoformat()),
+        ("{yyyy}", f"{day.year:04d}"),
+        ("{mm}", f"{day.month:02d}"),
+        ("{dd}", f"{day.day:02d}"),
+    ):
         text = text.replace(token, value)
     return text
 

@@ -158,8 +158,9 @@ def dataset_rows(pattern: str) -> Iterator[Candidate]:
     for uri in files:
         with open_raw(uri) as handle:
             parquet = pq.ParquetFile(handle)
-            for batch in parquet.iter_batches(batch_size=256, columns=["image_id", "source_uri",
-                                                                       "image"]):  # fmt: skip
+            for batch in parquet.iter_batches(
+                batch_size=256, columns=["image_id", "source_uri", "image"]
+            ):
                 for row in batch.to_pylist():
                     item = candidate(row["source_uri"], row["image"])
                     item["image_id"] = row["image_id"]

@@ -54,18 +54,20 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "stylize"
 IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
-METADATA_SCHEMA = pa.schema([
-    ("source_uri", pa.string()),
-    ("image_id", pa.string()),
-    ("output_uri", pa.string()),
-    ("model_id", pa.string()),
-    ("status", pa.string()),
-    ("reason", pa.string()),
-    ("detail", pa.string()),
-    ("width", pa.int32()),
-    ("height", pa.int32()),
-    ("run_id", pa.string()),
-])  # fmt: skip
+METADATA_SCHEMA = pa.schema(
+    [
+        ("source_uri", pa.string()),
+        ("image_id", pa.string()),
+        ("output_uri", pa.string()),
+        ("model_id", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("run_id", pa.string()),
+    ]
+)
 THUMBNAIL = 96
 
 
@@ -88,17 +90,28 @@ class Settings:
             raise ValueError(f"not an image id: {image_id!r}")
         return f"{self.output}/images/{image_id}.{self.extension}"
 
-    def row(self, item: dict[str, Any], status: str, reason: str = "", detail: str = "",
-            size: tuple[int, int] | None = None) -> dict[str, Any]:  # fmt: skip
+    def row(
+        self,
+        item: dict[str, Any],
+        status: str,
+        reason: str = "",
+        detail: str = "",
+        size: tuple[int, int] | None = None,
+    ) -> dict[str, Any]:
         image_id = item.get("image_id") or ""
         ok = status in ("ok", "skipped") and IMAGE_ID.match(image_id)
         return {
-            "source_uri": item["source_uri"], "image_id": image_id,
-            "output_uri": self.output_uri(image_id) if ok else "", "model_id": self.model_id,
-            "status": status, "reason": reason, "detail": detail,
-            "width": size[0] if size else None, "height": size[1] if size else None,
+            "source_uri": item["source_uri"],
+            "image_id": image_id,
+            "output_uri": self.output_uri(image_id) if ok else "",
+            "model_id": self.model_id,
+            "status": status,
+            "reason": reason,
+            "detail": detail,
+            "width": size[0] if size else None,
+            "height": size[1] if size else None,
             "run_id": self.run_id,
-        }  # fmt: skip
+        }
 
 
 class ProbeInput(beam.DoFn):
@@ -117,8 +130,9 @@ class ProbeInput(beam.DoFn):
         Metrics.counter(NAMESPACE, "read").inc()
         data, failure = read_input(item)
         if failure is not None:
-            yield beam.pvalue.TaggedOutput(self.REJECTED, self.settings.row(item, "rejected",
-                                                                            *failure))  # fmt: skip
+            yield beam.pvalue.TaggedOutput(
+                self.REJECTED, self.settings.row(item, "rejected", *failure)
+            )
             return
         image_id = item.get("image_id") or dataset.image_id_for(data)
         item = {**item, "image_id": image_id}
@@ -201,11 +215,13 @@ class DecodeInput(beam.DoFn):
                     raise imaging.ImageError(*failure)
                 decoded = imaging.decode_image(data, draft_max_side=self.settings.max_side)
             except imaging.ImageError as error:
-                yield beam.pvalue.TaggedOutput(self.REJECTED, self.settings.row(
-                    meta, "rejected", error.reason, error.detail))  # fmt: skip
+                yield beam.pvalue.TaggedOutput(
+                    self.REJECTED, self.settings.row(meta, "rejected", error.reason, error.detail)
+                )
                 continue
-            prepared = inference.prepare(decoded.image, max_side=self.settings.max_side,
-                                         multiple=self.settings.multiple)  # fmt: skip
+            prepared = inference.prepare(
+                decoded.image, max_side=self.settings.max_side, multiple=self.settings.multiple
+            )
             light = {k: v for k, v in meta.items() if k != "data"}
             before = decoded.image.copy()
             before.thumbnail((THUMBNAIL, THUMBNAIL))  # for the contact sheet
@@ -229,8 +245,9 @@ class WriteOutput(beam.DoFn):
         box = meta["box"]
         resize_to = meta["orig"] if self.settings.resize_back else None
         image = inference.finish(prediction.inference, box, resize_to)
-        data = imaging.encode_image(image, self.settings.image_format,
-                                    quality=self.settings.quality)  # fmt: skip
+        data = imaging.encode_image(
+            image, self.settings.image_format, quality=self.settings.quality
+        )
         storage.write_bytes(self.settings.output_uri(meta["image_id"]), data)
         Metrics.counter(NAMESPACE, "ok").inc()
         yield self.settings.row(meta, "ok", size=image.size)
@@ -242,8 +259,9 @@ class WriteOutput(beam.DoFn):
                 "same bytes as another input of this run",
                 image.size,
             )
-        yield beam.pvalue.TaggedOutput(self.THUMBNAILS, (meta["image_id"], _thumbnails(
-            meta, image)))  # fmt: skip
+        yield beam.pvalue.TaggedOutput(
+            self.THUMBNAILS, (meta["image_id"], _thumbnails(meta, image))
+        )
 
 
 def _thumbnails(meta: dict[str, Any], after: Image.Image) -> tuple[bytes, bytes]:
@@ -320,16 +338,16 @@ def build(pipeline: beam.Pipeline, options: StylizeOptions, settings: Settings) 
     probed = (
         pipeline
         | "MatchInputs" >> MatchInputs(options.inputs)
-        | "ProbeInput" >> beam.ParDo(ProbeInput(settings)).with_outputs(ProbeInput.REJECTED,
-                                                                         main="probed")
-    )  # fmt: skip
+        | "ProbeInput"
+        >> beam.ParDo(ProbeInput(settings)).with_outputs(ProbeInput.REJECTED, main="probed")
+    )
     done = pipeline | "DoneImageIds" >> DoneImageIds(settings.output, settings.model_id)
     todo = (
         {"new": probed.probed, "done": done}
         | "JoinOnImageId" >> beam.CoGroupByKey()
-        | "SkipStylized" >> beam.ParDo(SkipStylized(settings)).with_outputs(SkipStylized.SKIPPED,
-                                                                            main="todo")
-    )  # fmt: skip
+        | "SkipStylized"
+        >> beam.ParDo(SkipStylized(settings)).with_outputs(SkipStylized.SKIPPED, main="todo")
+    )
     decoded = (
         todo.todo
         | "KeyByShape" >> beam.ParDo(KeyByShape(settings))
@@ -338,22 +356,34 @@ def build(pipeline: beam.Pipeline, options: StylizeOptions, settings: Settings) 
         # (most of a run's images, measured: one of two workers idle). Grouped keys are dealt
         # out to the workers; RunInference cuts each group into batches of --batch-size.
         | "GroupByShape" >> beam.GroupByKey()
-        | "DecodeInput" >> beam.ParDo(DecodeInput(settings)).with_outputs(DecodeInput.REJECTED,
-                                                                          main="decoded")
-    )  # fmt: skip
-    handler = KeyedModelHandler(SceneModelHandler(
-        options.model, device=options.device, amp=options.amp, max_batch_size=options.batch_size,
-        tile_above=options.tile_above, tile_size=options.tile_size,
-        tile_overlap=options.tile_overlap, num_threads=threads_per_worker(options)))  # fmt: skip
+        | "DecodeInput"
+        >> beam.ParDo(DecodeInput(settings)).with_outputs(DecodeInput.REJECTED, main="decoded")
+    )
+    handler = KeyedModelHandler(
+        SceneModelHandler(
+            options.model,
+            device=options.device,
+            amp=options.amp,
+            max_batch_size=options.batch_size,
+            tile_above=options.tile_above,
+            tile_size=options.tile_size,
+            tile_overlap=options.tile_overlap,
+            num_threads=threads_per_worker(options),
+        )
+    )
     written = (
         decoded.decoded
         | "RunInference" >> RunInference(handler)
-        | "WriteOutput" >> beam.ParDo(WriteOutput(settings)).with_outputs(WriteOutput.THUMBNAILS,
-                                                                          main="rows")
-    )  # fmt: skip
+        | "WriteOutput"
+        >> beam.ParDo(WriteOutput(settings)).with_outputs(WriteOutput.THUMBNAILS, main="rows")
+    )
     _report(written[WriteOutput.THUMBNAILS], options.report_samples, settings)
-    rows = (written.rows, todo[SkipStylized.SKIPPED], probed[ProbeInput.REJECTED],
-            decoded[DecodeInput.REJECTED])  # fmt: skip
+    rows = (
+        written.rows,
+        todo[SkipStylized.SKIPPED],
+        probed[ProbeInput.REJECTED],
+        decoded[DecodeInput.REJECTED],
+    )
     return _write_metadata(rows, settings)
 
 
@@ -395,8 +425,9 @@ def _write_metadata(rows: tuple, settings: Settings) -> Any:
 
 def build_generate(pipeline: beam.Pipeline, options: StylizeOptions, settings: Settings) -> Any:
     """Unconditional generation: indices -> seeded noise -> images, same output contract."""
-    handler = NoiseModelHandler(options.model, seed=options.seed, device=options.device,
-                                max_batch_size=options.batch_size)  # fmt: skip
+    handler = NoiseModelHandler(
+        options.model, seed=options.seed, device=options.device, max_batch_size=options.batch_size
+    )
     written = (
         pipeline
         | "Indices" >> beam.Create(range(options.count))
@@ -419,11 +450,11 @@ class WriteGenerated(beam.DoFn):
         source = f"noise://{self.settings.model_id}/seed={self.seed}/index={index}"
         image_id = dataset.image_id_for(source.encode())
         image = Image.fromarray(prediction.inference)
-        data = imaging.encode_image(image, self.settings.image_format,
-                                    quality=self.settings.quality)  # fmt: skip
+        data = imaging.encode_image(
+            image, self.settings.image_format, quality=self.settings.quality
+        )
         storage.write_bytes(self.settings.output_uri(image_id), data)
-        yield self.settings.row({"source_uri": source, "image_id": image_id}, "ok",
-                                size=image.size)  # fmt: skip
+        yield self.settings.row({"source_uri": source, "image_id": image_id}, "ok", size=image.size)
 
 
 # --- running ------------------------------------------------------------------------------
@@ -443,8 +474,10 @@ def validate(options: StylizeOptions, generate: bool = False) -> artifact.Loaded
     options.model = resolve_model_path(options.model)
     model = artifact.load_model(options.model)
     if generate and model.task != "unconditional":
-        raise ValueError(f"{options.model} is a {model.task} model; generate needs an "
-                         "unconditional one (use stylize)")  # fmt: skip
+        raise ValueError(
+            f"{options.model} is a {model.task} model; generate needs an "
+            "unconditional one (use stylize)"
+        )
     if not generate and model.task == "unconditional":
         raise ValueError(f"{options.model} is unconditional; use `scenegan generate`")
     return model
@@ -469,8 +502,10 @@ def run(
     options = parse_options(argv, StylizeOptions)
     use_storage_emulator()
     model = validate(options, generate)
-    run_id = options.run_id or time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + (
-        uuid.uuid4().hex[:8])  # fmt: skip
+    run_id = (
+        options.run_id
+        or time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + (uuid.uuid4().hex[:8])
+    )
     settings = Settings(options, model.model_id, model.stride, run_id)
     remove_leftovers(settings.output)
     started = time.perf_counter()

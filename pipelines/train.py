@@ -181,14 +181,24 @@ def resolve(args: argparse.Namespace) -> TrainConfig:
     from scenegan.training import resolve_config
 
     overrides = {
-        "data": args.data, "output": args.output, "source_domain": args.source_domain,
-        "target_domain": args.target_domain, "steps": args.steps, "loss": args.loss,
-        "augment": args.augment, "batch_size": args.batch_size, "seed": args.seed,
-        "pool_size": args.pool_size, "amp": args.amp,
-        "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every,
-        "eval_every": args.eval_every, "reader": args.reader,
-        "loader_workers": args.loader_workers, "shuffle_buffer": args.shuffle_buffer,
-    }  # fmt: skip
+        "data": args.data,
+        "output": args.output,
+        "source_domain": args.source_domain,
+        "target_domain": args.target_domain,
+        "steps": args.steps,
+        "loss": args.loss,
+        "augment": args.augment,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "pool_size": args.pool_size,
+        "amp": args.amp,
+        "checkpoint_every": args.checkpoint_every,
+        "sample_every": args.sample_every,
+        "eval_every": args.eval_every,
+        "reader": args.reader,
+        "loader_workers": args.loader_workers,
+        "shuffle_buffer": args.shuffle_buffer,
+    }
     if args.image_size:
         overrides.update(image_size=args.image_size, load_size=round(args.image_size * 1.12))
     if args.generator:
@@ -226,15 +236,26 @@ def check_dataset(config: TrainConfig, world_size: int = 1) -> dict[str, dict[st
         if train == 0:
             rejected = counts[domain].get("rejected", 0)
             why = f": all {rejected} of its inputs were rejected" if rejected else ""
-            raise DatasetError(f"domain {domain!r} of {root} has no train images{why} (see "
-                               f"{root}/rejects/domain={domain} for the reasons)")  # fmt: skip
+            raise DatasetError(
+                f"domain {domain!r} of {root} has no train images{why} (see "
+                f"{root}/rejects/domain={domain} for the reasons)"
+            )
         if train < needed:  # trains, but every batch repeats images: worth a word
-            log.warning("domain %r has %d train images, fewer than one global batch (%d x %d "
-                        "processes = %d): images repeat within batches", domain, train,
-                        config.batch_size, world_size, needed)  # fmt: skip
+            log.warning(
+                "domain %r has %d train images, fewer than one global batch (%d x %d "
+                "processes = %d): images repeat within batches",
+                domain,
+                train,
+                config.batch_size,
+                world_size,
+                needed,
+            )
         if config.eval_every >= 0 and counts[domain].get("test", 0) < 2:
-            log.warning("domain %r has fewer than 2 test images: no held-out metrics, so "
-                        "a registry promote has nothing to compare", domain)  # fmt: skip
+            log.warning(
+                "domain %r has fewer than 2 test images: no held-out metrics, so "
+                "a registry promote has nothing to compare",
+                domain,
+            )
     return counts
 
 
@@ -243,10 +264,14 @@ def _missing_domain(
 ) -> str:
     if ingested:
         known = ", ".join(sorted(counts)) or "none"
-        return (f"{root} has no domain {domain!r} (it has: {known}); ingest it with "
-                f"--domain {domain}, or fix the domain name")  # fmt: skip
-    return (f"no images for domain {domain!r}: {root} is neither an ingested dataset nor has "
-            f"a folder {storage.join(root, domain)} of images")  # fmt: skip
+        return (
+            f"{root} has no domain {domain!r} (it has: {known}); ingest it with "
+            f"--domain {domain}, or fix the domain name"
+        )
+    return (
+        f"no images for domain {domain!r}: {root} is neither an ingested dataset nor has "
+        f"a folder {storage.join(root, domain)} of images"
+    )
 
 
 def _ingested_counts(root: str) -> dict[str, dict[str, int]]:
@@ -297,11 +322,16 @@ def train_here(config: TrainConfig, resume: bool, launch: argparse.Namespace) ->
     try:
         result = training_loop(config, resume=resume)
     except Preempted as stop:
-        print(f"preempted at step {stop.step}: checkpoint saved to {config.output}; rerun "
-              "with --resume to continue", file=sys.stderr)  # fmt: skip
+        print(
+            f"preempted at step {stop.step}: checkpoint saved to {config.output}; rerun "
+            "with --resume to continue",
+            file=sys.stderr,
+        )
         return EXIT_PREEMPTED
-    print(f"trained {config.output} to step {result.step} (resumed from {result.resumed_from}; "
-          f"{result.images_per_second:.1f} img/s)")  # fmt: skip
+    print(
+        f"trained {config.output} to step {result.step} (resumed from {result.resumed_from}; "
+        f"{result.images_per_second:.1f} img/s)"
+    )
     # Under --launcher torchrun the launching process promotes (its workers never see
     # --registry); under a hand-started torchrun every rank would get it: only rank 0 acts.
     if int(os.environ.get("RANK", "0")) == 0:
@@ -356,11 +386,24 @@ def torchrun_command(
         env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # gloo picks the loopback interface too
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // per_node)))
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes", str(nnodes),
-        "--nproc-per-node", str(per_node), "--node-rank", str(node_rank),
-        "--master-addr", master, "--master-port", str(port),
-        "-m", "scenegan.cli", "train", *training_argv,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        str(nnodes),
+        "--nproc-per-node",
+        str(per_node),
+        "--node-rank",
+        str(node_rank),
+        "--master-addr",
+        master,
+        "--master-port",
+        str(port),
+        "-m",
+        "scenegan.cli",
+        "train",
+        *training_argv,
+    ]
     return command, env
 
 
@@ -389,8 +432,12 @@ def cluster_from_spec(spec: str | None) -> dict[str, Any]:
     host, _, port = primary[0].partition(":")
     index = int(task.get("index", 0))
     node_rank = index if task["type"] == "workerpool0" else len(primary) + index
-    return {"nnodes": len(primary) + len(others), "node_rank": node_rank, "master_addr": host,
-            "master_port": int(port) if port else None}  # fmt: skip
+    return {
+        "nnodes": len(primary) + len(others),
+        "node_rank": node_rank,
+        "master_addr": host,
+        "master_port": int(port) if port else None,
+    }
 
 
 def _gpu_count() -> int:
@@ -420,8 +467,10 @@ def run_vertex(
     check_dataset(config, world_size=_vertex_world_size(launch))
     job = submit_vertex_job(parent, spec, launch.region, client=client)
     name = job.get("name", "?")
-    print(f"submitted Vertex AI custom job {name}\n  watch: gcloud ai custom-jobs stream-logs "
-          f"{name.rsplit('/', 1)[-1]} --region {launch.region}")  # fmt: skip
+    print(
+        f"submitted Vertex AI custom job {name}\n  watch: gcloud ai custom-jobs stream-logs "
+        f"{name.rsplit('/', 1)[-1]} --region {launch.region}"
+    )
     return 0
 
 
@@ -434,17 +483,33 @@ def vertex_job_spec(
     _check_vertex(launch, config)
     accelerated = launch.accelerator_type.upper() != "NONE"
     per_node = launch.accelerator_count if accelerated else 1
-    args = ["train", "--launcher", "torchrun", "--nproc-per-node", str(per_node),
-            "--nnodes", str(launch.replica_count), *training_argv]  # fmt: skip
+    args = [
+        "train",
+        "--launcher",
+        "torchrun",
+        "--nproc-per-node",
+        str(per_node),
+        "--nnodes",
+        str(launch.replica_count),
+        *training_argv,
+    ]
     if "--resume" not in training_argv:
         args.append("--resume")
     if launch.registry:
-        args += ["--registry", launch.registry, "--name", launch.name or default_name(config),
-                 "--metric", launch.metric]  # fmt: skip
+        args += [
+            "--registry",
+            launch.registry,
+            "--name",
+            launch.name or default_name(config),
+            "--metric",
+            launch.metric,
+        ]
     machine: dict[str, Any] = {"machineType": launch.machine_type}
     if accelerated:
-        machine.update(acceleratorType=launch.accelerator_type.upper(),
-                       acceleratorCount=launch.accelerator_count)  # fmt: skip
+        machine.update(
+            acceleratorType=launch.accelerator_type.upper(),
+            acceleratorCount=launch.accelerator_count,
+        )
     pool = {
         "machineSpec": machine,
         "replicaCount": "1",
@@ -467,16 +532,26 @@ def vertex_job_spec(
 
 
 def _check_vertex(launch: argparse.Namespace, config: TrainConfig) -> None:
-    missing = [flag for flag, value in (("--project", launch.project), ("--image", launch.image))
-               if not value]  # fmt: skip
+    missing = [
+        flag
+        for flag, value in (("--project", launch.project), ("--image", launch.image))
+        if not value
+    ]
     if missing:
         raise ValueError(f"--launcher vertex needs {' and '.join(missing)}")
-    local = [f"{flag} {value}" for flag, value in (("--data", config.data),
-             ("--output", config.output), ("--registry", launch.registry))
-             if value and not storage.is_remote(value)]  # fmt: skip
+    local = [
+        f"{flag} {value}"
+        for flag, value in (
+            ("--data", config.data),
+            ("--output", config.output),
+            ("--registry", launch.registry),
+        )
+        if value and not storage.is_remote(value)
+    ]
     if local:
-        raise ValueError(f"a Vertex AI job cannot reach this machine's disk: use gs:// for "
-                         f"{', '.join(local)}")  # fmt: skip
+        raise ValueError(
+            f"a Vertex AI job cannot reach this machine's disk: use gs:// for {', '.join(local)}"
+        )
     if launch.replica_count < 1 or launch.accelerator_count < 1:
         raise ValueError("--replica-count and --accelerator-count must be at least 1")
 

@@ -90,18 +90,26 @@ def exportable(run: str) -> tuple[nn.Module, dict[str, Any]]:
         "run": run,
     }
     return generator.eval(), {
-        "task": state["task"], "image_size": config["image_size"],
+        "task": state["task"],
+        "image_size": config["image_size"],
         "source_domain": config.get("source_domain"),
         "target_domain": config.get("target_domain"),
-        "training": training, "metrics": dict(state.get("metrics") or {}),
-    }  # fmt: skip
+        "training": training,
+        "metrics": dict(state.get("metrics") or {}),
+    }
 
 
 def save_model(
-    output: str, generator: nn.Module, *, task: str, image_size: int,
-    source_domain: str | None, target_domain: str | None, training: dict[str, Any],
+    output: str,
+    generator: nn.Module,
+    *,
+    task: str,
+    image_size: int,
+    source_domain: str | None,
+    target_domain: str | None,
+    training: dict[str, Any],
     metrics: dict[str, Any],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Write `generator` as MODEL `output` (the one place model.json is composed); returns
     the model.json contents."""
     weights = generator.state_dict()

@@ -158,10 +158,13 @@ def _registry(args: argparse.Namespace) -> int:
     if not (args.run or args.model):
         raise UsageError("promote needs --run RUN or --model MODEL")
     name = args.name or _default_name(args.run, args.model)
-    promotion = registry.promote(args.registry, name, run=args.run, model=args.model,
-                                 metric=args.metric, force=args.force)  # fmt: skip
-    print(f"{name} {promotion.version}: {promotion.message} -> {promotion.uri}"
-          f"{'' if promotion.latest else ' (latest unchanged)'}")  # fmt: skip
+    promotion = registry.promote(
+        args.registry, name, run=args.run, model=args.model, metric=args.metric, force=args.force
+    )
+    print(
+        f"{name} {promotion.version}: {promotion.message} -> {promotion.uri}"
+        f"{'' if promotion.latest else ' (latest unchanged)'}"
+    )
     return 0
 
 
@@ -240,24 +243,34 @@ def _export(args: argparse.Namespace) -> int:
         from scenegan.artifact import load_model
 
         generator = load_model(args.output).generator
-        for wanted, write in ((args.onnx, exporters.export_onnx),
-                              (args.torchscript, exporters.export_torchscript)):  # fmt: skip
+        for wanted, write in (
+            (args.onnx, exporters.export_onnx),
+            (args.torchscript, exporters.export_torchscript),
+        ):
             if wanted:
                 difference = write(generator, args.output, info)
                 print(f"{write.__name__}: max difference to torch {difference:.1e}")
-    print(f"exported {info['architecture']} ({info['task']}, step {info['training']['steps']}) "
-          f"to {args.output} as model_id {info['model_id'][:16]}")  # fmt: skip
+    print(
+        f"exported {info['architecture']} ({info['task']}, step {info['training']['steps']}) "
+        f"to {args.output} as model_id {info['model_id'][:16]}"
+    )
     return 0
 
 
 def _import(args: argparse.Namespace) -> int:
     from scenegan.importers import import_cyclegan
 
-    info = import_cyclegan(args.weights, args.output, source_domain=args.source_domain,
-                           target_domain=args.target_domain)  # fmt: skip
+    info = import_cyclegan(
+        args.weights,
+        args.output,
+        source_domain=args.source_domain,
+        target_domain=args.target_domain,
+    )
     arguments = info["arguments"]
-    print(f"imported a {arguments['num_blocks']}-block CycleGAN ResNet generator to "
-          f"{args.output} as model_id {info['model_id'][:16]}")  # fmt: skip
+    print(
+        f"imported a {arguments['num_blocks']}-block CycleGAN ResNet generator to "
+        f"{args.output} as model_id {info['model_id'][:16]}"
+    )
     return 0
 
 
@@ -279,8 +292,9 @@ def _scenes(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from scenegan.demo import run_demo
 
-    run_demo(Path(args.output), count=args.count, size=args.size, style=args.style,
-             steps=args.steps)  # fmt: skip
+    run_demo(
+        Path(args.output), count=args.count, size=args.size, style=args.style, steps=args.steps
+    )
     return 0
 
 

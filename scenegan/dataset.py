@@ -31,23 +31,27 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".b
 SCHEMA_VERSION = "scenegan-dataset/1"
 
 # Columns of the Parquet files; `domain` and `split` live in the hive path, not the files.
-IMAGE_SCHEMA = pa.schema([
-    ("image_id", pa.string()),
-    ("source_uri", pa.string()),
-    ("width", pa.int32()),
-    ("height", pa.int32()),
-    ("orig_width", pa.int32()),
-    ("orig_height", pa.int32()),
-    ("orig_format", pa.string()),
-    ("image", pa.binary()),
-    ("ingested_at", pa.timestamp("us", tz="UTC")),
-])  # fmt: skip
-REJECT_SCHEMA = pa.schema([
-    ("source_uri", pa.string()),
-    ("reason", pa.string()),
-    ("detail", pa.string()),
-    ("ingested_at", pa.timestamp("us", tz="UTC")),
-])  # fmt: skip
+IMAGE_SCHEMA = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("source_uri", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("orig_width", pa.int32()),
+        ("orig_height", pa.int32()),
+        ("orig_format", pa.string()),
+        ("image", pa.binary()),
+        ("ingested_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+REJECT_SCHEMA = pa.schema(
+    [
+        ("source_uri", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("ingested_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 
 @dataclass(frozen=True)

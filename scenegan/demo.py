@@ -30,9 +30,13 @@ STYLE_SEED = 11  # another scene stream: the style domain never contains the pho
 
 
 def run_demo(
-    output: Path, *, count: int = 200, size: int = 32, style: str = "painting",
+    output: Path,
+    *,
+    count: int = 200,
+    size: int = 32,
+    style: str = "painting",
     steps: int | None = None,
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, float]:
     """Run the demo chain under `output`, printing what each stage made; returns the
     known-answer scores. The defaults are the configuration tests/test_quality.py holds to
     +3 dB over doing nothing: 32 px scenes, the `tiny` preset's 2,500 steps (a few minutes
@@ -41,34 +45,60 @@ def run_demo(
     started = time.perf_counter()
     data = output / "scenes"
     write_scenes(data / "photo", count, width=size, height=size, seed=PHOTO_SEED, prefix="photo")
-    write_scenes(data / style, count, width=size, height=size, seed=STYLE_SEED, style=style,
-                 prefix=style)  # fmt: skip
+    write_scenes(
+        data / style, count, width=size, height=size, seed=STYLE_SEED, style=style, prefix=style
+    )
     write_preview(output / "preview.png", style=style, size=size)
-    print(f"demo: {count} photos and {count} unpaired '{style}' scenes -> {data} "
-          f"({time.perf_counter() - started:.0f}s)")  # fmt: skip
+    print(
+        f"demo: {count} photos and {count} unpaired '{style}' scenes -> {data} "
+        f"({time.perf_counter() - started:.0f}s)"
+    )
     if steps is not None and steps <= 0:
         return {}
     dataset_root = ingest_scenes(data, output / "dataset", ["photo", style])
     config = resolve_config(
-        "unpaired", "tiny", data=dataset_root, output=str(output / "run"),
-        source_domain="photo", target_domain=style, steps=steps, checkpoint_every=steps,
-        sample_every=steps, test_fraction=0.0, loader_workers=1,
-    )  # fmt: skip
+        "unpaired",
+        "tiny",
+        data=dataset_root,
+        output=str(output / "run"),
+        source_domain="photo",
+        target_domain=style,
+        steps=steps,
+        checkpoint_every=steps,
+        sample_every=steps,
+        test_fraction=0.0,
+        loader_workers=1,
+    )
     result = training_loop(config, resume=True)
-    print(f"demo: trained {config.steps} steps at {result.images_per_second:.0f} img/s "
-          f"-> {output / 'run'}")  # fmt: skip
+    print(
+        f"demo: trained {config.steps} steps at {result.images_per_second:.0f} img/s "
+        f"-> {output / 'run'}"
+    )
     scores, latest = export_and_promote(output, style, config.image_size)
-    write_before_after(output / "stylized.png", artifact.load_model(latest).generator,
-                       config.image_size)  # fmt: skip
+    write_before_after(
+        output / "stylized.png", artifact.load_model(latest).generator, config.image_size
+    )
     held_out = output / "held-out"
     write_scenes(held_out, 12, width=size, height=size, seed=metrics.HELD_OUT_SEED, prefix="new")
     from pipelines import stylize
 
-    stylized = stylize.run(["--model", latest, "--input", str(held_out), "--output",
-                            str(output / "stylized"), "--max-side", str(size), "--format",
-                            "png"])  # fmt: skip
-    print_summary(output, style, scores, result.images_per_second, stylized,
-                  time.perf_counter() - started)  # fmt: skip
+    stylized = stylize.run(
+        [
+            "--model",
+            latest,
+            "--input",
+            str(held_out),
+            "--output",
+            str(output / "stylized"),
+            "--max-side",
+            str(size),
+            "--format",
+            "png",
+        ]
+    )
+    print_summary(
+        output, style, scores, result.images_per_second, stylized, time.perf_counter() - started
+    )
     return scores
 
 
@@ -85,8 +115,9 @@ def export_and_promote(output: Path, style: str, image_size: int) -> tuple[dict[
     name = registry.model_name("photo", style)
     print(f"demo: exported model {info['model_id'][:16]} -> {output / 'model'}")
     try:
-        promotion = registry.promote(str(output / "registry"), name,
-                                     model=str(output / "model"), metric="psnr")  # fmt: skip
+        promotion = registry.promote(
+            str(output / "registry"), name, model=str(output / "model"), metric="psnr"
+        )
         print(f"demo: registry {name} {promotion.version}: {promotion.message}")
     except registry.RegistryError as refused:  # a rerun with fewer steps, say
         print(f"demo: registry keeps its latest {name}: {refused}")
@@ -94,9 +125,13 @@ def export_and_promote(output: Path, style: str, image_size: int) -> tuple[dict[
 
 
 def print_summary(
-    output: Path, style: str, scores: dict[str, float], train_rate: float,
-    stylized: dict, seconds: float,
-) -> None:  # fmt: skip
+    output: Path,
+    style: str,
+    scores: dict[str, float],
+    train_rate: float,
+    stylized: dict,
+    seconds: float,
+) -> None:
     counters = stylized["counters"]
     sheets = sorted((output / "stylized" / "report").glob("contact-*.png"))
     lines = [
@@ -118,8 +153,18 @@ def ingest_scenes(data: Path, root: Path, domains: list[str]) -> str:
     from pipelines import ingest
 
     for domain in domains:
-        ingest.run(["--input", str(data / domain), "--domain", domain, "--output", str(root),
-                    "--test-fraction", "0"])  # fmt: skip
+        ingest.run(
+            [
+                "--input",
+                str(data / domain),
+                "--domain",
+                domain,
+                "--output",
+                str(root),
+                "--test-fraction",
+                "0",
+            ]
+        )
     return str(root)
 
 

@@ -58,17 +58,23 @@ def export_onnx(generator: nn.Module, output: str, info: dict) -> float:
     try:
         import onnxruntime
     except ImportError as error:
-        raise ModelError("--onnx needs onnx, onnxscript and onnxruntime: "
-                         "pip install 'scenegan[export]'") from error  # fmt: skip
+        raise ModelError(
+            "--onnx needs onnx, onnxscript and onnxruntime: pip install 'scenegan[export]'"
+        ) from error
     generator = generator.eval()
     shapes, dynamic = input_spec(info)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         path = Path(tmp) / ONNX_FILE
         program = torch.onnx.export(
-            generator, (torch.zeros(shapes[0]),), dynamo=True, dynamic_shapes=(dynamic,),
-            input_names=["input"], output_names=["output"], verbose=False,
-        )  # fmt: skip
+            generator,
+            (torch.zeros(shapes[0]),),
+            dynamo=True,
+            dynamic_shapes=(dynamic,),
+            input_names=["input"],
+            output_names=["output"],
+            verbose=False,
+        )
         program.save(str(path))
         data = path.read_bytes()
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])

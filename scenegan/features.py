@@ -143,8 +143,13 @@ class FeatureExtractor:
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         x = (images.float().to(self.device) + 1) / 2  # [0, 1]
         if x.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
-            x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True,
-                              align_corners=False)  # fmt: skip
+            x = F.interpolate(
+                x,
+                size=(INPUT_SIZE, INPUT_SIZE),
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )
         return (x - _MEAN.to(x.device)) / _STD.to(x.device)
 
     @torch.no_grad()

@@ -96,8 +96,9 @@ def cyclegan_generator(state: dict[str, torch.Tensor]) -> ResnetGenerator:
     return generator.eval()
 
 
-def import_cyclegan(weights: str, output: str, *, source_domain: str | None = None,
-                    target_domain: str | None = None) -> dict[str, Any]:  # fmt: skip
+def import_cyclegan(
+    weights: str, output: str, *, source_domain: str | None = None, target_domain: str | None = None
+) -> dict[str, Any]:
     """Write MODEL `output` from CycleGAN generator weights at `weights` (local or gs://)."""
     try:
         state = torch.load(
@@ -110,8 +111,12 @@ def import_cyclegan(weights: str, output: str, *, source_domain: str | None = No
     if not isinstance(state, dict):
         raise ModelError(f"{weights} holds a {type(state).__name__}, not a state_dict")
     return save_model(
-        output, cyclegan_generator(state), task="unpaired", image_size=256,
-        source_domain=source_domain, target_domain=target_domain,
+        output,
+        cyclegan_generator(state),
+        task="unpaired",
+        image_size=256,
+        source_domain=source_domain,
+        target_domain=target_domain,
         training={"imported_from": "pytorch-CycleGAN-and-pix2pix", "weights": weights},
         metrics={},
-    )  # fmt: skip
+    )

@@ -173,8 +173,11 @@ class Stylizer:
         from a spread-out sample above that."""
         height, width = image.shape[:2]
         size = self.tile_size  # a partition (no overlaps), so no pixel counts twice
-        tiles = [(top, left, min(size, height - top), min(size, width - left))
-                 for top in range(0, height, size) for left in range(0, width, size)]  # fmt: skip
+        tiles = [
+            (top, left, min(size, height - top), min(size, width - left))
+            for top in range(0, height, size)
+            for left in range(0, width, size)
+        ]
         picks = np.linspace(0, len(tiles) - 1, min(samples, len(tiles)))
         chosen = [tiles[i] for i in sorted({round(p) for p in picks})]
         statistics: list[tuple[torch.Tensor, torch.Tensor]] = []

@@ -23,8 +23,14 @@ import torch
 import torch.nn.functional as F
 
 
-def kid(real: torch.Tensor, fake: torch.Tensor, *, subsets: int = 50, subset_size: int = 100,
-        seed: int = 0) -> float:  # fmt: skip
+def kid(
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    *,
+    subsets: int = 50,
+    subset_size: int = 100,
+    seed: int = 0,
+) -> float:
     """Mean unbiased MMD^2 over `subsets` random subsets of (N, D) feature sets."""
     real, fake = real.double(), fake.double()
     size = min(subset_size, real.shape[0], fake.shape[0])
@@ -110,9 +116,13 @@ HELD_OUT_SEED = 999  # a scene stream no demo or test trains on
 
 @torch.no_grad()
 def known_answer_scores(
-    generator: torch.nn.Module, style: str, *, size: int, count: int = 32,
+    generator: torch.nn.Module,
+    style: str,
+    *,
+    size: int,
+    count: int = 32,
     seed: int = HELD_OUT_SEED,
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, float]:
     """PSNR of G(x) against the true `style`(x) on unseen procedural scenes, next to the
     identity baseline PSNR(x, style(x)). Only possible because the demo styles are known
     functions; the gap is how much of the style G has learnt."""

@@ -133,19 +133,36 @@ def promote(
             return _already_registered(registry, name, existing, pointer)
         verdict = _compare(fields["metrics"], pointer, metric)
         if verdict and not force:
-            raise RegistryError(f"promotion of {run or model} to {name} refused: {verdict}; "
-                                "pass --force to promote it anyway")  # fmt: skip
-        number = max([version_number(v) or 0 for v in storage.list_dirs(
-            storage.join(registry, name))] + [0]) + 1  # fmt: skip
+            raise RegistryError(
+                f"promotion of {run or model} to {name} refused: {verdict}; "
+                "pass --force to promote it anyway"
+            )
+        number = (
+            max(
+                [version_number(v) or 0 for v in storage.list_dirs(storage.join(registry, name))]
+                + [0]
+            )
+            + 1
+        )
         version = version_name(number)
         uri = storage.join(registry, name, version)
         info = artifact.save_model(uri, generator, **fields)
         created = info["created_at"]
-        record = {"name": name, "version": version, "model_id": model_id, "created_at": created,
-                  "metrics": info["metrics"], "source": run or model}  # fmt: skip
+        record = {
+            "name": name,
+            "version": version,
+            "model_id": model_id,
+            "created_at": created,
+            "metrics": info["metrics"],
+            "source": run or model,
+        }
         storage.write_bytes(storage.join(uri, "metrics.json"), _json(record))
-        pointer = {**record, "metric": metric, "value": info["metrics"].get(metric),
-                   "updated_at": _now()}  # fmt: skip
+        pointer = {
+            **record,
+            "metric": metric,
+            "value": info["metrics"].get(metric),
+            "updated_at": _now(),
+        }
         storage.write_bytes(storage.join(registry, name, LATEST), _json(pointer))
     note = f" ({verdict}; forced)" if verdict else ""
     return Promotion(name, version, uri, model_id, True, f"promoted {version}{note}")
@@ -161,13 +178,28 @@ def list_registry(registry: str, name: str | None = None) -> list[dict[str, Any]
         found = versions(registry, entry)
         for version in found:
             info = artifact.read_model_info(storage.join(registry, entry, version))
-            rows.append({"name": entry, "version": version, "model_id": info["model_id"],
-                         "created_at": info.get("created_at"), "metrics": info.get("metrics", {}),
-                         "latest": bool(pointer and pointer["version"] == version)})  # fmt: skip
+            rows.append(
+                {
+                    "name": entry,
+                    "version": version,
+                    "model_id": info["model_id"],
+                    "created_at": info.get("created_at"),
+                    "metrics": info.get("metrics", {}),
+                    "latest": bool(pointer and pointer["version"] == version),
+                }
+            )
         if pointer and pointer["version"] not in found:
-            rows.append({"name": entry, "version": pointer["version"], "model_id": None,
-                         "created_at": None, "metrics": {}, "latest": True,
-                         "missing": True})  # fmt: skip
+            rows.append(
+                {
+                    "name": entry,
+                    "version": pointer["version"],
+                    "model_id": None,
+                    "created_at": None,
+                    "metrics": {},
+                    "latest": True,
+                    "missing": True,
+                }
+            )
     return rows
 
 
@@ -209,8 +241,10 @@ def _candidate(run: str | None, model: str | None) -> tuple[torch.nn.Module, dic
         return artifact.exportable(run)
     loaded = artifact.load_model(resolve_model_path(str(model)))
     info = loaded.info
-    fields = {key: info.get(key) for key in ("task", "image_size", "source_domain",
-                                             "target_domain", "training", "metrics")}  # fmt: skip
+    fields = {
+        key: info.get(key)
+        for key in ("task", "image_size", "source_domain", "target_domain", "training", "metrics")
+    }
     fields["metrics"] = fields["metrics"] or {}
     return loaded.generator, fields
 
@@ -224,14 +258,18 @@ def _compare(metrics: dict[str, Any], pointer: dict[str, Any] | None, metric: st
     if current is None:
         return ""  # nothing to be worse than
     if new is None:
-        return (f"it has no {metric} to compare with {pointer['version']}'s {current:.6g} "
-                "(train with a held-out split, so evaluation runs)")  # fmt: skip
+        return (
+            f"it has no {metric} to compare with {pointer['version']}'s {current:.6g} "
+            "(train with a held-out split, so evaluation runs)"
+        )
     worse = new > current if LOWER_IS_BETTER[metric] else new < current
     if not worse:
         return ""
     direction = "lower" if LOWER_IS_BETTER[metric] else "higher"
-    return (f"its {metric} {new:.6g} is worse than latest {pointer['version']}'s {current:.6g} "
-            f"({direction} is better)")  # fmt: skip
+    return (
+        f"its {metric} {new:.6g} is worse than latest {pointer['version']}'s {current:.6g} "
+        f"({direction} is better)"
+    )
 
 
 def _find_model_id(registry: str, name: str, model_id: str) -> str | None:
@@ -248,8 +286,14 @@ def _already_registered(
     uri = storage.join(registry, name, version)
     info = artifact.read_model_info(uri)
     is_latest = bool(pointer and pointer["version"] == version)
-    return Promotion(name, version, uri, info["model_id"], is_latest,
-                     f"already registered as {version}; nothing changed")  # fmt: skip
+    return Promotion(
+        name,
+        version,
+        uri,
+        info["model_id"],
+        is_latest,
+        f"already registered as {version}; nothing changed",
+    )
 
 
 def model_name(source_domain: str | None, target_domain: str | None) -> str:
@@ -282,19 +326,25 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     """`scenegan registry list` as a table: name, version, latest, metrics, created, id."""
     if not rows:
         return "(no models)"
-    lines = [f"{'NAME':<24} {'VERSION':<8} {'LATEST':<6} {'KID':>10} {'FID':>10} "
-             f"{'CONTENT':>8} {'PSNR':>8} {'CREATED':<25} MODEL_ID"]  # fmt: skip
+    lines = [
+        f"{'NAME':<24} {'VERSION':<8} {'LATEST':<6} {'KID':>10} {'FID':>10} "
+        f"{'CONTENT':>8} {'PSNR':>8} {'CREATED':<25} MODEL_ID"
+    ]
     for row in rows:
         metrics = row["metrics"]
         cells = [_cell(metrics.get(key)) for key in ("kid", "fid", "content", "psnr")]
         if row.get("missing"):
-            lines.append(f"{row['name']:<24} {row['version']:<8} {'yes':<6} MISSING: latest "
-                         "points to a version that does not exist")  # fmt: skip
+            lines.append(
+                f"{row['name']:<24} {row['version']:<8} {'yes':<6} MISSING: latest "
+                "points to a version that does not exist"
+            )
             continue
-        lines.append(f"{row['name']:<24} {row['version']:<8} {'yes' if row['latest'] else '':<6} "
-                     f"{cells[0]:>10} {cells[1]:>10} {cells[2]:>8} {cells[3]:>8} "
-                     f"{row['created_at'] or '':<25} "
-                     f"{row['model_id'][:16]}")  # fmt: skip
+        lines.append(
+            f"{row['name']:<24} {row['version']:<8} {'yes' if row['latest'] else '':<6} "
+            f"{cells[0]:>10} {cells[1]:>10} {cells[2]:>8} {cells[3]:>8} "
+            f"{row['created_at'] or '':<25} "
+            f"{row['model_id'][:16]}"
+        )
     return "\n".join(lines)
 
 

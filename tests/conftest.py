@@ -38,9 +38,18 @@ def gcs_bucket() -> Iterator[str]:
     STORAGE_EMULATOR_HOST set so every client talks to it without credentials."""
     port = _free_port()
     command = [
-        sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
-        "--port", str(port), "--in-memory", "--default-bucket", BUCKET,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "gcp_storage_emulator",
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--in-memory",
+        "--default-bucket",
+        BUCKET,
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     previous = os.environ.get("STORAGE_EMULATOR_HOST")
     try:

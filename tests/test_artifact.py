@@ -19,11 +19,25 @@ def trained_run(tmp_path_factory) -> Path:
     write_scenes(root / "data" / "photo", 12, width=40, height=40, seed=0)
     write_scenes(root / "data" / "painting", 12, width=40, height=40, seed=1, style="cartoon")
     run = root / "run"
-    code = cli.main([
-        "train", "--data", str(root / "data"), "--output", str(run), "--preset", "tiny",
-        "--source-domain", "photo", "--target-domain", "painting", "--steps", "4",
-        "--generator", "light",
-    ])  # fmt: skip
+    code = cli.main(
+        [
+            "train",
+            "--data",
+            str(root / "data"),
+            "--output",
+            str(run),
+            "--preset",
+            "tiny",
+            "--source-domain",
+            "photo",
+            "--target-domain",
+            "painting",
+            "--steps",
+            "4",
+            "--generator",
+            "light",
+        ]
+    )
     assert code == 0
     return run
 
@@ -92,10 +106,24 @@ def test_export_of_a_run_without_checkpoints_says_so(tmp_path):
 
 
 def test_train_dry_run_prints_the_resolved_config(capsys):
-    code = cli.main([
-        "train", "--data", "d", "--output", "o", "--preset", "cyclegan", "--task", "unpaired",
-        "--source-domain", "a", "--target-domain", "b", "--dry-run",
-    ])  # fmt: skip
+    code = cli.main(
+        [
+            "train",
+            "--data",
+            "d",
+            "--output",
+            "o",
+            "--preset",
+            "cyclegan",
+            "--task",
+            "unpaired",
+            "--source-domain",
+            "a",
+            "--target-domain",
+            "b",
+            "--dry-run",
+        ]
+    )
     assert code == 0
     config = json.loads(capsys.readouterr().out)
     assert config["generator_args"] == {"base_channels": 64, "num_blocks": 9}
@@ -103,10 +131,23 @@ def test_train_dry_run_prints_the_resolved_config(capsys):
 
 
 def test_train_reports_missing_domains_clearly(tmp_path, capsys):
-    code = cli.main([
-        "train", "--data", str(tmp_path), "--output", str(tmp_path / "run"), "--preset", "tiny",
-        "--source-domain", "a", "--target-domain", "b", "--steps", "1",
-    ])  # fmt: skip
+    code = cli.main(
+        [
+            "train",
+            "--data",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / "run"),
+            "--preset",
+            "tiny",
+            "--source-domain",
+            "a",
+            "--target-domain",
+            "b",
+            "--steps",
+            "1",
+        ]
+    )
     assert code == 1
     assert "no images for domain 'a'" in capsys.readouterr().err
 
@@ -117,11 +158,28 @@ def test_onnx_and_torchscript_exports_match_torch_at_two_sizes(task, tmp_path):
     write_scenes(root / "data" / "photo", 8, width=40, height=40, seed=0)
     write_scenes(root / "data" / "painting", 8, width=40, height=40, seed=1, style="cartoon")
     run, model = root / "run", root / "model"
-    assert cli.main([
-        "train", "--task", task, "--data", str(root / "data"), "--output", str(run),
-        "--preset", "tiny", "--source-domain", "photo", "--target-domain", "painting",
-        "--steps", "2",
-    ]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "train",
+                "--task",
+                task,
+                "--data",
+                str(root / "data"),
+                "--output",
+                str(run),
+                "--preset",
+                "tiny",
+                "--source-domain",
+                "photo",
+                "--target-domain",
+                "painting",
+                "--steps",
+                "2",
+            ]
+        )
+        == 0
+    )
     code = cli.main(
         ["export", "--run", str(run), "--output", str(model), "--onnx", "--torchscript"]
     )

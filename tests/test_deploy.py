@@ -76,8 +76,11 @@ def dockerfile() -> tuple[list[tuple[str, str]], dict[str, str]]:
 def test_dockerfile_is_one_worker_and_launcher_image_pinned_to_our_beam_and_python():
     pairs, args = dockerfile()
     stages = [a.split() for key, a in pairs if key == "FROM"]
-    pin = next(d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-        "dependencies"] if d.startswith("apache-beam"))  # fmt: skip
+    pin = next(
+        d
+        for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+        if d.startswith("apache-beam")
+    )
     assert pin == "apache-beam[gcp]>=2.77,<2.78" and args["BEAM_VERSION"].startswith("2.77.")
     assert stages[0] == [f"apache/beam_python3.11_sdk:{args['BEAM_VERSION']}", "AS", "beam_sdk"]
     assert stages[1][0].startswith("gcr.io/dataflow-templates-base/python311-template-launcher")
@@ -93,18 +96,26 @@ def test_dockerfile_is_one_worker_and_launcher_image_pinned_to_our_beam_and_pyth
     assert pairs[-1] == ("ENTRYPOINT", '["/opt/apache/beam/boot"]')
     env = " ".join(a for key, a in pairs if key == "ENV")
     assert "FLEX_TEMPLATE_PYTHON_PY_FILE=/template/deploy/flex_main.py" in env
-    assert ["deploy/flex_main.py", "deploy/flex_main.py"] in [a.split() for k, a in pairs
-                                                             if k == "COPY"]  # fmt: skip
+    assert ["deploy/flex_main.py", "deploy/flex_main.py"] in [
+        a.split() for k, a in pairs if k == "COPY"
+    ]
 
 
 def test_everything_the_dockerfile_copies_exists_and_is_not_ignored():
     pairs, _ = dockerfile()
-    ignored = [line for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line and not line.startswith("#")]  # fmt: skip
+    ignored = [
+        line
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     for required in (".venv", ".git", "demo-output", "**/__pycache__"):
         assert required in ignored
-    sources = [s for key, a in pairs if key == "COPY" and not a.startswith("--from")
-               for s in a.split()[:-1]]  # fmt: skip
+    sources = [
+        s
+        for key, a in pairs
+        if key == "COPY" and not a.startswith("--from")
+        for s in a.split()[:-1]
+    ]
     assert {"pyproject.toml", "README.md", "scenegan", "pipelines"} <= set(sources)
     for source in sources:
         assert (ROOT / source).exists(), source
@@ -141,9 +152,12 @@ def test_every_flag_is_a_parameter_and_every_parameter_a_flag(pipeline):
 
 def example(parameter: dict) -> str:
     regex = (parameter.get("regexes") or [""])[0]
-    special = {"pipeline": regex[1:-1], "date": "2024-02-29",
-               "dataflow_service_options": "worker_accelerator=type:nvidia-l4;count:1;"
-               "install-nvidia-driver"}  # fmt: skip
+    special = {
+        "pipeline": regex[1:-1],
+        "date": "2024-02-29",
+        "dataflow_service_options": "worker_accelerator=type:nvidia-l4;count:1;"
+        "install-nvidia-driver",
+    }
     if parameter["name"] in special:
         return special[parameter["name"]]
     if regex == "^(true|false)$":
@@ -183,13 +197,19 @@ def test_every_parameter_is_accepted_by_the_real_pipeline_parser(pipeline, monke
 
 def test_flex_main_turns_launcher_arguments_into_the_pipeline_command_line(monkeypatch):
     monkeypatch.setenv(flex_main.IMAGE_VARIABLE, "reg/scenegan:v1-cpu")
-    pipeline, argv = flex_main.pipeline_argv(["--crop=false", "--pipeline=ingest",
-                                              "--max_side=64", "--project=p"])  # fmt: skip
+    pipeline, argv = flex_main.pipeline_argv(
+        ["--crop=false", "--pipeline=ingest", "--max_side=64", "--project=p"]
+    )
     assert pipeline == "ingest"
-    assert argv == ["--max-side=64", "--project=p", "--runner=DataflowRunner",
-                    "--sdk_container_image=reg/scenegan:v1-cpu"]  # fmt: skip
-    _, argv = flex_main.pipeline_argv(["--pipeline=ingest", "--crop=true",
-                                       "--sdk_container_image=other", "--runner=X"])  # fmt: skip
+    assert argv == [
+        "--max-side=64",
+        "--project=p",
+        "--runner=DataflowRunner",
+        "--sdk_container_image=reg/scenegan:v1-cpu",
+    ]
+    _, argv = flex_main.pipeline_argv(
+        ["--pipeline=ingest", "--crop=true", "--sdk_container_image=other", "--runner=X"]
+    )
     assert argv == ["--crop", "--sdk_container_image=other", "--runner=X"]
     with pytest.raises(ValueError, match="true or false"):
         flex_main.pipeline_argv(["--pipeline=ingest", "--crop=yes"])
@@ -226,8 +246,19 @@ def test_date_placeholders_expand_before_validation():
     assert resolve_date("yesterday", today=datetime.date(2024, 3, 1)) == day
     assert resolve_date(None, today=day) == day and resolve_date("TODAY", today=day) == day
     assert expand_date("in/{yyyy}/{mm}/{dd}/{date}/{a,b}", day) == "in/2024/02/29/2024-02-29/{a,b}"
-    options = parse_options(["--input", "gs://b/{date}/*", "--input", "m/{yyyy}.txt", "--output",
-                             "o/{mm}{dd}", "--date", "2024-02-29"], StylizeOptions)  # fmt: skip
+    options = parse_options(
+        [
+            "--input",
+            "gs://b/{date}/*",
+            "--input",
+            "m/{yyyy}.txt",
+            "--output",
+            "o/{mm}{dd}",
+            "--date",
+            "2024-02-29",
+        ],
+        StylizeOptions,
+    )
     assert options.inputs == ["gs://b/2024-02-29/*", "m/2024.txt"]
     assert options.output == "o/0229"
     today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
@@ -238,11 +269,23 @@ def test_date_placeholders_expand_before_validation():
 
 def test_ingest_resolves_date_placeholders_in_a_real_run(tmp_path):
     scenes.write_scenes(tmp_path / "inbox" / "2024-02-29", count=3, width=48, height=40, seed=3)
-    ingest.run(["--input", str(tmp_path / "inbox" / "{date}"), "--domain", "photo",
-                         "--output", str(tmp_path / "ds" / "{yyyy}"), "--date", "2024-02-29",
-                         "--direct_running_mode", "in_memory"])  # fmt: skip
-    rows = pads.dataset(tmp_path / "ds" / "2024" / "images", format="parquet",
-                        partitioning="hive").to_table()  # fmt: skip
+    ingest.run(
+        [
+            "--input",
+            str(tmp_path / "inbox" / "{date}"),
+            "--domain",
+            "photo",
+            "--output",
+            str(tmp_path / "ds" / "{yyyy}"),
+            "--date",
+            "2024-02-29",
+            "--direct_running_mode",
+            "in_memory",
+        ]
+    )
+    rows = pads.dataset(
+        tmp_path / "ds" / "2024" / "images", format="parquet", partitioning="hive"
+    ).to_table()
     assert rows.num_rows == 3
     assert all("/inbox/2024-02-29/" in uri for uri in rows["source_uri"].to_pylist())
     assert not (tmp_path / "ds" / "{yyyy}").exists()
@@ -252,12 +295,21 @@ def test_a_template_launch_does_not_wait_and_the_job_writes_its_own_manifest(tmp
     """flex_main runs the pipelines with wait=False, as a Flex Template launcher must; the
     dataset's _manifest.json is then the job's own last step, not the launcher's."""
     waited = []
-    monkeypatch.setattr("apache_beam.runners.runner.PipelineResult.wait_until_finish",
-                        lambda self, *a, **k: waited.append(self))  # fmt: skip
+    monkeypatch.setattr(
+        "apache_beam.runners.runner.PipelineResult.wait_until_finish",
+        lambda self, *a, **k: waited.append(self),
+    )
     scenes.write_scenes(tmp_path / "in", count=3, width=48, height=40, seed=5)
-    code = flex_main.main(["--pipeline=ingest", f"--input={tmp_path / 'in'}", "--domain=photo",
-                           f"--output={tmp_path / 'ds'}", "--runner=DirectRunner",
-                           "--direct_running_mode=in_memory"])  # fmt: skip
+    code = flex_main.main(
+        [
+            "--pipeline=ingest",
+            f"--input={tmp_path / 'in'}",
+            "--domain=photo",
+            f"--output={tmp_path / 'ds'}",
+            "--runner=DirectRunner",
+            "--direct_running_mode=in_memory",
+        ]
+    )
     assert code == 0 and waited == []
     manifest = json.loads((tmp_path / "ds" / "_manifest.json").read_text())
     assert sum(manifest["domains"]["photo"]["images"].values()) == 3
@@ -269,8 +321,13 @@ def test_a_template_launch_does_not_wait_and_the_job_writes_its_own_manifest(tmp
 def dry_run(script: str, *args: str, **env: str) -> list[list[str]]:
     """The commands `script` would run, each parsed back into its argv."""
     environment = {**os.environ, "DRY_RUN": "1", "PYTHON": sys.executable, **env}
-    done = subprocess.run(["bash", str(ROOT / script), *args], env=environment, text=True,
-                          capture_output=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        ["bash", str(ROOT / script), *args],
+        env=environment,
+        text=True,
+        capture_output=True,
+        check=True,
+    )
     return [shlex.split(line) for line in done.stdout.splitlines() if line.strip()]
 
 
@@ -302,8 +359,12 @@ def test_build_image_builds_and_pushes_both_variants():
             f"IMAGE_URI=reg/p/scenegan:t1-{variant}",
         ]
         assert flag(build, "--tag") == [push[-1]] == [f"reg/p/scenegan:t1-{variant}"]
-    bad = subprocess.run(["bash", str(DEPLOY / "build_image.sh"), "tpu"], capture_output=True,
-                         text=True, env={**os.environ, "DRY_RUN": "1"})  # fmt: skip
+    bad = subprocess.run(
+        ["bash", str(DEPLOY / "build_image.sh"), "tpu"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DRY_RUN": "1"},
+    )
     assert bad.returncode == 2 and "unknown variant 'tpu'" in bad.stderr
 
 
@@ -311,8 +372,13 @@ def test_build_templates_uses_the_checked_metadata_and_the_right_images():
     check, first, second = dry_run("deploy/build_templates.sh", BUCKET="bk", TAG="t1")
     assert check == [sys.executable, "deploy/flex_templates.py", "--check"]
     for command, pipeline, variant in ((first, "ingest", "cpu"), (second, "stylize", "gpu")):
-        assert command[:5] == ["gcloud", "dataflow", "flex-template", "build",
-                               f"gs://bk/templates/{pipeline}.json"]  # fmt: skip
+        assert command[:5] == [
+            "gcloud",
+            "dataflow",
+            "flex-template",
+            "build",
+            f"gs://bk/templates/{pipeline}.json",
+        ]
         assert flag(command, "--image")[0].endswith(f":t1-{variant}")
         assert flag(command, "--sdk-language") == ["PYTHON"]
         assert flag(command, "--metadata-file") == [f"deploy/templates/{pipeline}-metadata.json"]
@@ -320,8 +386,13 @@ def test_build_templates_uses_the_checked_metadata_and_the_right_images():
 
 def test_stylize_on_dataflow_always_gets_one_gpu_one_process_one_thread():
     gpu = "worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver"
-    (template,) = dry_run("deploy/run_dataflow.sh", "stylize", "input=gs://b/in/*",
-                          "output=gs://b/out", "model=gs://b/r/painting/latest")  # fmt: skip
+    (template,) = dry_run(
+        "deploy/run_dataflow.sh",
+        "stylize",
+        "input=gs://b/in/*",
+        "output=gs://b/out",
+        "model=gs://b/r/painting/latest",
+    )
     assert template[:4] == ["gcloud", "dataflow", "flex-template", "run"]
     assert flag(template, "--template-file-gcs-location") == [
         "gs://my-bucket/templates/stylize.json"
@@ -362,13 +433,27 @@ def test_ingest_on_dataflow_uses_the_cpu_image_and_no_gpu():
 
 
 def test_submit_training_calls_the_vertex_launcher():
-    (command,) = dry_run("deploy/submit_training.sh", "--preset", "cyclegan", "--dry-run",
-                         PROJECT="p", REGION="europe-west4", BUCKET="bk")  # fmt: skip
+    (command,) = dry_run(
+        "deploy/submit_training.sh",
+        "--preset",
+        "cyclegan",
+        "--dry-run",
+        PROJECT="p",
+        REGION="europe-west4",
+        BUCKET="bk",
+    )
     assert command[:2] == ["scenegan", "train"]
-    expected = {"--launcher": "vertex", "--project": "p", "--region": "europe-west4",
-                "--machine-type": "g2-standard-8", "--accelerator-type": "NVIDIA_L4",
-                "--accelerator-count": "1", "--replica-count": "1",
-                "--staging-bucket": "gs://bk", "--data": "gs://bk/datasets/scenes"}  # fmt: skip
+    expected = {
+        "--launcher": "vertex",
+        "--project": "p",
+        "--region": "europe-west4",
+        "--machine-type": "g2-standard-8",
+        "--accelerator-type": "NVIDIA_L4",
+        "--accelerator-count": "1",
+        "--replica-count": "1",
+        "--staging-bucket": "gs://bk",
+        "--data": "gs://bk/datasets/scenes",
+    }
     for name, value in expected.items():
         assert flag(command, name) == [value], name
     assert flag(command, "--image")[0].endswith(":latest-gpu")
@@ -380,27 +465,49 @@ def test_submit_training_command_is_accepted_by_the_vertex_launcher():
     environment = {**os.environ, "SCENEGAN": str(BIN / "scenegan"), "PROJECT": "p"}
     environment.pop("DRY_RUN", None)
     done = subprocess.run(
-        ["bash", str(DEPLOY / "submit_training.sh"), "--source-domain", "photo",
-         "--target-domain", "painting", "--dry-run"],
-        env=environment, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            "bash",
+            str(DEPLOY / "submit_training.sh"),
+            "--source-domain",
+            "photo",
+            "--target-domain",
+            "painting",
+            "--dry-run",
+        ],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     (pool,) = json.loads(done.stdout)["customJob"]["jobSpec"]["workerPoolSpecs"]
-    assert pool["machineSpec"] == {"machineType": "g2-standard-8", "acceleratorType": "NVIDIA_L4",
-                                   "acceleratorCount": 1}  # fmt: skip
+    assert pool["machineSpec"] == {
+        "machineType": "g2-standard-8",
+        "acceleratorType": "NVIDIA_L4",
+        "acceleratorCount": 1,
+    }
     image = "us-central1-docker.pkg.dev/p/scenegan/scenegan:latest-gpu"
     assert pool["containerSpec"]["imageUri"] == image
     assert pool["containerSpec"]["command"] == ["scenegan"]  # overrides the image's entrypoint
 
 
 def test_config_defaults_agree_between_bash_and_python():
-    derived = ("IMAGE", "INBOX", "OUT", "REGISTRY", "SERVICE_ACCOUNT", "TEMPLATES",
-               "TEMP_LOCATION", "STAGING_LOCATION")  # fmt: skip
+    derived = (
+        "IMAGE",
+        "INBOX",
+        "OUT",
+        "REGISTRY",
+        "SERVICE_ACCOUNT",
+        "TEMPLATES",
+        "TEMP_LOCATION",
+        "STAGING_LOCATION",
+    )
     names = sorted({*flex_templates.DEFAULTS, *derived})
     clean = {k: v for k, v in os.environ.items() if k not in names}
     script = "source deploy/config.sh; " + "; ".join(f'echo "{n}=${{{n}}}"' for n in names)
-    out = subprocess.run(["bash", "-c", script], cwd=ROOT, env=clean, capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["bash", "-c", script], cwd=ROOT, env=clean, capture_output=True, text=True, check=True
+    ).stdout
     bash = dict(line.split("=", 1) for line in out.splitlines())
     python = flex_templates.configuration({})
     assert bash == {name: python[name] for name in names}
@@ -451,8 +558,10 @@ def test_cloud_scheduler_job_launches_the_stylize_template_on_gpus():
     assert valid_cron(job["schedule"]) and job["timeZone"] == "Etc/UTC"
     target = job["httpTarget"]
     assert target["httpMethod"] == "POST"
-    assert target["uri"] == ("https://dataflow.googleapis.com/v1b3/projects/my-project/"
-                             "locations/us-central1/flexTemplates:launch")  # fmt: skip
+    assert target["uri"] == (
+        "https://dataflow.googleapis.com/v1b3/projects/my-project/"
+        "locations/us-central1/flexTemplates:launch"
+    )
     assert target["oauthToken"]["serviceAccountEmail"].endswith(".iam.gserviceaccount.com")
     request = json.loads(base64.b64decode(target["body"], validate=True))
     parameters = check_launch(request)
@@ -464,16 +573,24 @@ def test_cloud_scheduler_job_launches_the_stylize_template_on_gpus():
     assert launch["containerSpecGcsPath"] == "gs://my-bucket/templates/stylize.json"
     assert launch["environment"]["additionalExperiments"] == ["no_use_multiple_sdk_containers"]
     assert launch["environment"]["machineType"] == "g2-standard-4"
-    options = parse_options([f"--{k}={v}" for k, v in parameters.items() if k != "pipeline"]
-                            + ["--output=x/{date}"], StylizeOptions)  # fmt: skip
+    options = parse_options(
+        [f"--{k}={v}" for k, v in parameters.items() if k != "pipeline"] + ["--output=x/{date}"],
+        StylizeOptions,
+    )
     yesterday = datetime.datetime.now(datetime.timezone.utc).date() - datetime.timedelta(days=1)
     assert options.inputs == [f"gs://my-bucket/inbox/{yesterday.isoformat()}/*"]
 
 
 def test_schedule_script_renders_the_job_for_the_configuration(tmp_path):
     job_file = tmp_path / "job.json"
-    (command,) = dry_run("deploy/nightly/schedule.sh", PROJECT="proj", REGION="europe-west4",
-                         BUCKET="bk", SCHEDULE="15 2 * * *", JOB_FILE=str(job_file))  # fmt: skip
+    (command,) = dry_run(
+        "deploy/nightly/schedule.sh",
+        PROJECT="proj",
+        REGION="europe-west4",
+        BUCKET="bk",
+        SCHEDULE="15 2 * * *",
+        JOB_FILE=str(job_file),
+    )
     assert command[0] == "curl" and command[-1] == (
         "https://cloudscheduler.googleapis.com/v1/projects/proj/locations/europe-west4/jobs"
     )
@@ -495,8 +612,13 @@ def test_airflow_dag_launches_the_same_request_with_the_logical_date():
     assert parameters["input"] == "gs://my-bucket/inbox/{{ ds }}/*"
     assert parameters["date"] == "{{ ds }}"
     check_launch(module.launch_body(module.SETTINGS, day="2024-02-29"))
-    scheduler = json.loads(base64.b64decode(json.loads((DEPLOY / "nightly" /
-        "cloud-scheduler-job.json").read_text())["httpTarget"]["body"]))  # fmt: skip
+    scheduler = json.loads(
+        base64.b64decode(
+            json.loads((DEPLOY / "nightly" / "cloud-scheduler-job.json").read_text())["httpTarget"][
+                "body"
+            ]
+        )
+    )
     assert set(parameters) == set(scheduler["launchParameter"]["parameters"])
     pytest.importorskip("airflow")
     dag = module.dag
@@ -534,12 +656,23 @@ def make_registry_model(tmp_path: Path) -> dict[str, str]:
 
 
 def nightly(tmp_path: Path, date: str, settings: dict[str, str]) -> subprocess.CompletedProcess:
-    environment = {**os.environ, **settings, "INBOX": str(tmp_path / "inbox"),
-                   "OUT": str(tmp_path / "out"), "LOG_DIR": str(tmp_path / "logs"),
-                   "DATE": date, "SCENEGAN": str(BIN / "scenegan"),
-                   "STYLIZE_ARGS": "--max-side 64 --direct_running_mode in_memory"}  # fmt: skip
-    return subprocess.run(["bash", str(DEPLOY / "nightly" / "run_local.sh")], env=environment,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    environment = {
+        **os.environ,
+        **settings,
+        "INBOX": str(tmp_path / "inbox"),
+        "OUT": str(tmp_path / "out"),
+        "LOG_DIR": str(tmp_path / "logs"),
+        "DATE": date,
+        "SCENEGAN": str(BIN / "scenegan"),
+        "STYLIZE_ARGS": "--max-side 64 --direct_running_mode in_memory",
+    }
+    return subprocess.run(
+        ["bash", str(DEPLOY / "nightly" / "run_local.sh")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def night_rows(out: Path) -> dict[str, list[tuple[str, str]]]:
@@ -569,10 +702,12 @@ def test_local_nightly_two_nights_only_new_images_then_lock(tmp_path):
     assert second.returncode == 0, second.stderr
     runs = sorted(night_rows(tmp_path / "out").values(), key=len)
     names = [p.name for p in files]
-    assert sorted(runs) == sorted([
-        [(n, "ok") for n in names[:3]],
-        [(names[2], "skipped"), (names[3], "ok"), (names[4], "ok")],
-    ])  # fmt: skip
+    assert sorted(runs) == sorted(
+        [
+            [(n, "ok") for n in names[:3]],
+            [(names[2], "skipped"), (names[3], "ok"), (names[4], "ok")],
+        ]
+    )
     assert len(list((tmp_path / "out" / "images").iterdir())) == 5
     logs = sorted((tmp_path / "logs").glob("nightly-2024-02-2*.log"))
     assert [p.name[:18] for p in logs] == ["nightly-2024-02-28", "nightly-2024-02-29"]

@@ -25,22 +25,54 @@ def test_two_process_run_equals_one_process_at_the_same_global_batch(tmp_path):
     write_scenes(tmp_path / "data" / "photo", 16, width=40, height=40, seed=0)
     write_scenes(tmp_path / "data" / "painting", 16, width=40, height=40, seed=1, style="painting")
     common = [
-        "train", "--task", "unpaired", "--preset", "tiny", "--data", str(tmp_path / "data"),
-        "--source-domain", "photo", "--target-domain", "painting", "--steps", "3",
-        "--pool-size", "0",  # per-process history pools would differ from one global pool
-    ]  # fmt: skip
+        "train",
+        "--task",
+        "unpaired",
+        "--preset",
+        "tiny",
+        "--data",
+        str(tmp_path / "data"),
+        "--source-domain",
+        "photo",
+        "--target-domain",
+        "painting",
+        "--steps",
+        "3",
+        "--pool-size",
+        "0",  # per-process history pools would differ from one global pool
+    ]
     assert cli.main([*common, "--batch-size", "4", "--output", str(tmp_path / "single")]) == 0
 
     # Through the torchrun launcher: torch.distributed.run with 2 CPU processes (gloo on
     # loopback), then the registry promote, once, from the launching process.
     registry = str(tmp_path / "registry")
     result = subprocess.run(
-        [sys.executable, "-m", "scenegan.cli", *common, "--launcher", "torchrun",
-         "--nproc-per-node", "2", "--batch-size", "2", "--output", str(tmp_path / "ddp"),
-         "--registry", registry, "--name", "ddp", "--eval-every", "-1"],
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-        timeout=300, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "scenegan.cli",
+            *common,
+            "--launcher",
+            "torchrun",
+            "--nproc-per-node",
+            "2",
+            "--batch-size",
+            "2",
+            "--output",
+            str(tmp_path / "ddp"),
+            "--registry",
+            registry,
+            "--name",
+            "ddp",
+            "--eval-every",
+            "-1",
+        ],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ddp v0001" in result.stdout
 

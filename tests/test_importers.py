@@ -22,9 +22,14 @@ def reference_cyclegan_generator(ngf: int, blocks: int) -> nn.Sequential:
         def __init__(self, dim: int) -> None:
             super().__init__()
             self.conv_block = nn.Sequential(
-                nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), norm(dim), nn.ReLU(True),
-                nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), norm(dim),
-            )  # fmt: skip
+                nn.ReflectionPad2d(1),
+                nn.Conv2d(dim, dim, 3),
+                norm(dim),
+                nn.ReLU(True),
+                nn.ReflectionPad2d(1),
+                nn.Conv2d(dim, dim, 3),
+                norm(dim),
+            )
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x + self.conv_block(x)
@@ -45,8 +50,9 @@ def reference_cyclegan_generator(ngf: int, blocks: int) -> nn.Sequential:
     for mult in (4, 2):
         layers += [
             nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, 2, 1, output_padding=1),
-            norm(ngf * mult // 2), nn.ReLU(True),
-        ]  # fmt: skip
+            norm(ngf * mult // 2),
+            nn.ReLU(True),
+        ]
     layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
 
     class Generator(nn.Module):

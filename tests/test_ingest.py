@@ -80,8 +80,18 @@ def test_corpus_is_accounted_for_exactly(tmp_path):
 
 
 def test_rows_follow_the_dataset_contract(tmp_path, scene_dir):
-    run_ingest([scene_dir], tmp_path / "ds", "photo", "--size", "40", "--crop",
-               "--encoding", "jpeg", "--quality", "85")  # fmt: skip
+    run_ingest(
+        [scene_dir],
+        tmp_path / "ds",
+        "photo",
+        "--size",
+        "40",
+        "--crop",
+        "--encoding",
+        "jpeg",
+        "--quality",
+        "85",
+    )
     table = images(tmp_path / "ds")
     assert table.num_rows == 10
     for row in table.to_pylist():
@@ -162,15 +172,28 @@ def test_a_different_test_fraction_for_an_existing_domain_is_refused(tmp_path, s
 def test_manifests_text_and_parquet(tmp_path, scene_dir):
     files = sorted(scene_dir.iterdir())
     text = tmp_path / "list.txt"
-    lines = [str(files[0]), "", "# a comment", files[1].name, str(tmp_path / "missing.png"),
-             "http://example.com/x.jpg"]  # fmt: skip
+    lines = [
+        str(files[0]),
+        "",
+        "# a comment",
+        files[1].name,
+        str(tmp_path / "missing.png"),
+        "http://example.com/x.jpg",
+    ]
     text.write_bytes("\n".join(lines).encode() + b"\n\xff\xfe broken line\n")
     (tmp_path / files[1].name).write_bytes(files[1].read_bytes())  # relative to the manifest
     table = pa.table({"uri": [str(files[2]), str(files[3]), None]})
     pq.write_table(table, tmp_path / "list.parquet")
     pq.write_table(pa.table({"path": ["x"]}), tmp_path / "no-uri.parquet")
-    run_ingest([text, tmp_path / "list.parquet", tmp_path / "no-uri.parquet",
-                tmp_path / "nothing-here-*.jpg"], tmp_path / "ds")  # fmt: skip
+    run_ingest(
+        [
+            text,
+            tmp_path / "list.parquet",
+            tmp_path / "no-uri.parquet",
+            tmp_path / "nothing-here-*.jpg",
+        ],
+        tmp_path / "ds",
+    )
     verdicts = accounted(tmp_path / "ds")
     assert verdicts == {
         str(files[0]): "image",
@@ -196,8 +219,9 @@ def test_zip_and_tar_archives(tmp_path, scene_dir):
         for path in files[3:5]:
             archive.add(path, f"more/{path.name}")
     (tmp_path / "damaged.tar").write_bytes(_tar_bytes(files[5])[:700])
-    run_ingest([tmp_path / "*.zip", tmp_path / "scenes.tar.gz", tmp_path / "damaged.tar"],
-               tmp_path / "ds")  # fmt: skip
+    run_ingest(
+        [tmp_path / "*.zip", tmp_path / "scenes.tar.gz", tmp_path / "damaged.tar"], tmp_path / "ds"
+    )
     verdicts = accounted(tmp_path / "ds")
     zipped = {f"{tmp_path / 'scenes.zip'}!/train/{p.name}" for p in files[:3]}
     tarred = {f"{tmp_path / 'scenes.tar.gz'}!/more/{p.name}" for p in files[3:5]}
@@ -233,10 +257,23 @@ def test_local_runs_are_pinned_away_from_prism():
 
 
 def test_graph_builds_for_dataflow_without_submitting(tmp_path):
-    argv = ["--input", "gs://bucket/photos/*.jpg", "--domain", "photo", "--output",
-            "gs://bucket/ds", "--runner", "DataflowRunner", "--project", "scenegan-test",
-            "--region", "us-central1", "--temp_location", "gs://bucket/tmp",
-            "--dry_run=True"]  # fmt: skip
+    argv = [
+        "--input",
+        "gs://bucket/photos/*.jpg",
+        "--domain",
+        "photo",
+        "--output",
+        "gs://bucket/ds",
+        "--runner",
+        "DataflowRunner",
+        "--project",
+        "scenegan-test",
+        "--region",
+        "us-central1",
+        "--temp_location",
+        "gs://bucket/tmp",
+        "--dry_run=True",
+    ]
     parsed = options.parse_options(argv, options.IngestOptions)
     pipeline = beam.Pipeline(options=parsed)
     ingest.build(pipeline, parsed, "run-1")
@@ -269,12 +306,39 @@ def test_match_inputs_transform(tmp_path, scene_dir):
 
 
 def test_cli_ingest_and_bad_flags(tmp_path, scene_dir, capsys):
-    assert cli.main(["ingest", "--input", str(scene_dir), "--domain", "photo", "--output",
-                     str(tmp_path / "ds"), "--runner", "DirectRunner"]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "ingest",
+                "--input",
+                str(scene_dir),
+                "--domain",
+                "photo",
+                "--output",
+                str(tmp_path / "ds"),
+                "--runner",
+                "DirectRunner",
+            ]
+        )
+        == 0
+    )
     assert "ingest summary" in capsys.readouterr().out
     assert images(tmp_path / "ds").num_rows == 10
-    code = cli.main(["ingest", "--input", str(scene_dir), "--domain", "photo", "--output",
-                     str(tmp_path / "ds"), "--size", "32", "--max-side", "64"])  # fmt: skip
+    code = cli.main(
+        [
+            "ingest",
+            "--input",
+            str(scene_dir),
+            "--domain",
+            "photo",
+            "--output",
+            str(tmp_path / "ds"),
+            "--size",
+            "32",
+            "--max-side",
+            "64",
+        ]
+    )
     assert code == 1
     assert "not both" in capsys.readouterr().err
 

@@ -38,8 +38,20 @@ def dataset_root(tmp_path_factory) -> str:
             path.unlink()
     out = str(root / "dataset")
     for domain in ("photo", "painting", "broken"):
-        ingest.run(["--input", str(root / domain), "--domain", domain, "--output", out,
-                    "--direct_running_mode", "in_memory", "--test-fraction", "0.25"])  # fmt: skip
+        ingest.run(
+            [
+                "--input",
+                str(root / domain),
+                "--domain",
+                domain,
+                "--output",
+                out,
+                "--direct_running_mode",
+                "in_memory",
+                "--test-fraction",
+                "0.25",
+            ]
+        )
     return out
 
 
@@ -68,16 +80,40 @@ def test_dataset_checks_refuse_what_cannot_train(dataset_root, tmp_path, caplog)
 
 def test_the_cli_refuses_before_training(dataset_root, tmp_path, capsys):
     run = tmp_path / "run"
-    code = cli.main(["train", "--data", dataset_root, "--output", str(run), *TINY,
-                     "--target-domain", "broken", "--steps", "1"])  # fmt: skip
+    code = cli.main(
+        [
+            "train",
+            "--data",
+            dataset_root,
+            "--output",
+            str(run),
+            *TINY,
+            "--target-domain",
+            "broken",
+            "--steps",
+            "1",
+        ]
+    )
     assert code == 1 and "no train images" in capsys.readouterr().err
     assert not run.exists()  # nothing started
 
 
 def test_local_launcher_trains_and_promotes_to_the_registry(dataset_root, tmp_path, capsys):
     run, reg = str(tmp_path / "run"), str(tmp_path / "registry")
-    args = ["train", "--data", dataset_root, "--output", run, *TINY, "--steps", "2",
-            "--registry", reg, "--name", "photo-painting"]  # fmt: skip
+    args = [
+        "train",
+        "--data",
+        dataset_root,
+        "--output",
+        run,
+        *TINY,
+        "--steps",
+        "2",
+        "--registry",
+        reg,
+        "--name",
+        "photo-painting",
+    ]
     assert cli.main(args) == 0
     assert "photo-painting v0001" in capsys.readouterr().out
     info = json.loads(Path(reg, "photo-painting", "v0001", "model.json").read_text())
@@ -88,9 +124,13 @@ def test_local_launcher_trains_and_promotes_to_the_registry(dataset_root, tmp_pa
 
 
 def launch_flags(**overrides: str) -> list[str]:
-    flags = {"--launcher": "vertex", "--project": "proj", "--region": "europe-west4",
-             "--image": "europe-docker.pkg.dev/proj/scenegan/scenegan:1",
-             "--staging-bucket": "gs://b/staging"}  # fmt: skip
+    flags = {
+        "--launcher": "vertex",
+        "--project": "proj",
+        "--region": "europe-west4",
+        "--image": "europe-docker.pkg.dev/proj/scenegan/scenegan:1",
+        "--staging-bucket": "gs://b/staging",
+    }
     flags.update(overrides)
     return [item for pair in flags.items() for item in pair]
 
@@ -100,8 +140,16 @@ def vertex_argv(data: str, *extra: str) -> list[str]:
 
 
 def test_vertex_dry_run_prints_a_spec_the_api_accepts(capsys):
-    argv = vertex_argv("gs://b/data", *launch_flags(), "--replica-count", "2",
-                       "--accelerator-count", "4", "--registry", "gs://b/registry")  # fmt: skip
+    argv = vertex_argv(
+        "gs://b/data",
+        *launch_flags(),
+        "--replica-count",
+        "2",
+        "--accelerator-count",
+        "4",
+        "--registry",
+        "gs://b/registry",
+    )
     assert train.run([*argv, "--dry-run"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["parent"] == "projects/proj/locations/europe-west4"
@@ -112,8 +160,7 @@ def test_vertex_dry_run_prints_a_spec_the_api_accepts(capsys):
     machine = pools[0].machine_spec
     assert machine.accelerator_type == AcceleratorType.NVIDIA_L4 and machine.accelerator_count == 4
     args = list(pools[0].container_spec.args)
-    assert args[:7] == ["train", "--launcher", "torchrun", "--nproc-per-node", "4",
-                        "--nnodes", "2"]  # fmt: skip
+    assert args[:7] == ["train", "--launcher", "torchrun", "--nproc-per-node", "4", "--nnodes", "2"]
     assert "--resume" in args and args[args.index("--registry") + 1] == "gs://b/registry"
     assert "--launcher" not in args[3:] and "--project" not in args  # launch flags consumed
     assert job.job_spec.scheduling.restart_job_on_worker_restart
@@ -127,8 +174,9 @@ def test_vertex_refuses_local_paths_and_unknown_accelerators(capsys):
         train.run([*vertex_argv("gs://b/data"), "--launcher", "vertex", "--project", "p"])
     spec = train.vertex_job_spec(
         train.split_argv(launch_flags(**{"--accelerator-type": "NVIDIA_NOPE"}))[0],
-        config_for("gs://b/data"), [],
-    )  # fmt: skip
+        config_for("gs://b/data"),
+        [],
+    )
     with pytest.raises(Exception, match="NVIDIA_NOPE"):
         CustomJob.from_json(json.dumps(spec))
 
@@ -163,23 +211,39 @@ def test_vertex_submission_checks_the_bucket_dataset_then_calls_the_api(
 
     empty = FakeJobService()
     with pytest.raises(train.DatasetError, match="no train images"):
-        train.run([*vertex_argv(remote, "--target-domain", "broken"), *launch_flags()],
-                  vertex_client=empty)  # fmt: skip
+        train.run(
+            [*vertex_argv(remote, "--target-domain", "broken"), *launch_flags()],
+            vertex_client=empty,
+        )
     assert empty.calls == []  # refused before anything was submitted
 
 
 def test_torchrun_command_from_flags_and_from_vertex_cluster_spec():
-    spec = {"cluster": {"workerpool0": ["master-0:2222"], "workerpool1": ["w-0:2222", "w-1:2222"]},
-            "task": {"type": "workerpool1", "index": 1}}  # fmt: skip
+    spec = {
+        "cluster": {"workerpool0": ["master-0:2222"], "workerpool1": ["w-0:2222", "w-1:2222"]},
+        "task": {"type": "workerpool1", "index": 1},
+    }
     launch, _ = train.split_argv(["--launcher", "torchrun", "--nproc-per-node", "4"])
     command, env = train.torchrun_command(
         launch, ["--data", "d"], {"CLUSTER_SPEC": json.dumps(spec)}
     )
-    value = {flag: command[command.index(flag) + 1]
-             for flag in ("--nnodes", "--node-rank", "--master-addr", "--master-port",
-                          "--nproc-per-node")}  # fmt: skip
-    assert value == {"--nnodes": "3", "--node-rank": "2", "--master-addr": "master-0",
-                     "--master-port": "2222", "--nproc-per-node": "4"}  # fmt: skip
+    value = {
+        flag: command[command.index(flag) + 1]
+        for flag in (
+            "--nnodes",
+            "--node-rank",
+            "--master-addr",
+            "--master-port",
+            "--nproc-per-node",
+        )
+    }
+    assert value == {
+        "--nnodes": "3",
+        "--node-rank": "2",
+        "--master-addr": "master-0",
+        "--master-port": "2222",
+        "--nproc-per-node": "4",
+    }
     assert command[-4:] == ["scenegan.cli", "train", "--data", "d"]
     assert "GLOO_SOCKET_IFNAME" not in env  # a real network between machines
     launch, _ = train.split_argv(["--nproc-per-node", "2"])
@@ -194,13 +258,34 @@ def test_sigterm_checkpoints_on_gcs_and_resume_finishes_exactly(tmp_path, gcs_bu
     write_scenes(tmp_path / "data" / "photo", 8, width=36, height=36, seed=0)
     write_scenes(tmp_path / "data" / "painting", 8, width=36, height=36, seed=1, style="painting")
     prefix = f"{gcs_bucket}/preempt-{uuid.uuid4().hex[:8]}"
-    common = ["train", "--data", str(tmp_path / "data"), *TINY, "--steps", "120",
-              "--checkpoint-every", "1000", "--eval-every", "-1"]  # fmt: skip
+    common = [
+        "train",
+        "--data",
+        str(tmp_path / "data"),
+        *TINY,
+        "--steps",
+        "120",
+        "--checkpoint-every",
+        "1000",
+        "--eval-every",
+        "-1",
+    ]
     env = dict(os.environ)  # same thread count as this process: float sums stay identical
     stopped = subprocess.Popen(
-        [sys.executable, "-m", "scenegan.cli", *common, "--output", f"{prefix}/stopped",
-         "--sample-every", "5"], env=env, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "scenegan.cli",
+            *common,
+            "--output",
+            f"{prefix}/stopped",
+            "--sample-every",
+            "5",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not storage.list_files(f"{prefix}/stopped/samples") and time.monotonic() < deadline:
         time.sleep(0.2)  # a sample means training is under way

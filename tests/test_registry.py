@@ -18,9 +18,16 @@ def make_model(path: str, seed: int, metrics: dict) -> str:
     """A tiny light generator with its own weights (so its own model_id) and metrics."""
     torch.manual_seed(seed)
     generator = build_model("light", {"base_channels": 8, "num_blocks": 1}).eval()
-    artifact.save_model(path, generator, task="unpaired", image_size=32, source_domain="photo",
-                        target_domain="painting", training={"steps": seed},
-                        metrics=metrics)  # fmt: skip
+    artifact.save_model(
+        path,
+        generator,
+        task="unpaired",
+        image_size=32,
+        source_domain="photo",
+        target_domain="painting",
+        training={"steps": seed},
+        metrics=metrics,
+    )
     return path
 
 
@@ -81,8 +88,10 @@ def test_list_shows_versions_metrics_and_times(root, models, capsys):
     registry.promote(root, "other", model=models["worse"])
     rows = registry.list_registry(root)
     assert [(r["name"], r["version"], r["latest"]) for r in rows] == [
-        ("other", "v0001", True), ("p2p", "v0001", False), ("p2p", "v0002", True),
-    ]  # fmt: skip
+        ("other", "v0001", True),
+        ("p2p", "v0001", False),
+        ("p2p", "v0002", True),
+    ]
     assert rows[2]["metrics"]["kid"] == 0.02 and rows[2]["created_at"].startswith("20")
 
     assert cli.main(["registry", "list", root, "--name", "p2p"]) == 0
@@ -102,8 +111,9 @@ def test_pointer_to_a_missing_version_is_a_clear_error(root, models, capsys):
     assert cli.main(["registry", "list", root]) == 0
     assert "MISSING" in capsys.readouterr().out
     # stylize refuses at launch, before any work
-    code = cli.main(["stylize", "--model", f"{root}/p2p/latest", "--input", root,
-                     "--output", f"{root}-out"])  # fmt: skip
+    code = cli.main(
+        ["stylize", "--model", f"{root}/p2p/latest", "--input", root, "--output", f"{root}-out"]
+    )
     assert code == 1 and "holds no model" in capsys.readouterr().err
     with pytest.raises(registry.RegistryError, match="nothing was promoted"):
         artifact.load_model(f"{root}/nothing/latest")
@@ -139,9 +149,10 @@ def test_concurrent_promotes_keep_the_registry_consistent(tmp_path, models):
     for round_number in range(3):
         root = str(tmp_path / f"registry-{round_number}")
         barrier, results = context.Barrier(2), context.Queue()
-        workers = [context.Process(target=_promote_after, args=(barrier, root, models[key],
-                                                                results))
-                   for key in ("first", "better")]  # fmt: skip
+        workers = [
+            context.Process(target=_promote_after, args=(barrier, root, models[key], results))
+            for key in ("first", "better")
+        ]
         for worker in workers:
             worker.start()
         for worker in workers:

@@ -26,8 +26,9 @@ def test_write_read_list_delete_round_trip(root):
     storage.write_bytes(storage.join(root, "a", "two.bin"), b"222")  # replaced whole
     assert storage.read_bytes(storage.join(root, "a", "two.bin")) == b"222"
     assert [u.rsplit("/", 1)[1] for u in storage.list_files(storage.join(root, "a"))] == [
-        "one.bin", "two.bin",
-    ]  # fmt: skip
+        "one.bin",
+        "two.bin",
+    ]
     storage.delete(storage.join(root, "a", "one.bin"))
     assert not storage.exists(storage.join(root, "a", "one.bin"))
     assert storage.list_files(storage.join(root, "missing")) == []
@@ -53,9 +54,20 @@ def test_train_checkpoint_resume_and_export_on_gcs(gcs_bucket, tmp_path):
             storage.write_bytes(f"{gcs_bucket}/data/{domain}/{path.name}", path.read_bytes())
     run, model = f"{gcs_bucket}/runs/one", f"{gcs_bucket}/models/one"
     args = [
-        "train", "--data", f"{gcs_bucket}/data", "--output", run, "--preset", "tiny",
-        "--source-domain", "photo", "--target-domain", "painting", "--checkpoint-every", "2",
-    ]  # fmt: skip
+        "train",
+        "--data",
+        f"{gcs_bucket}/data",
+        "--output",
+        run,
+        "--preset",
+        "tiny",
+        "--source-domain",
+        "photo",
+        "--target-domain",
+        "painting",
+        "--checkpoint-every",
+        "2",
+    ]
     assert cli.main([*args, "--steps", "2"]) == 0
     assert cli.main([*args, "--steps", "4", "--resume"]) == 0  # continues from gs://
     assert [step for step, _ in ckpt.list_checkpoints(run)] == [2, 4]

@@ -85,8 +85,16 @@ def test_order_is_shuffled_per_epoch_and_reproducible(data_root):
 
 def test_resuming_at_a_batch_continues_the_same_stream(data_root):
     def batches(start: int, count: int) -> list[torch.Tensor]:
-        stream = DatasetStream(data_root, "photo", image_size=32, load_size=36, seed=1,
-                               shuffle_buffer=8, start_batch=start, batch_size=3)  # fmt: skip
+        stream = DatasetStream(
+            data_root,
+            "photo",
+            image_size=32,
+            load_size=36,
+            seed=1,
+            shuffle_buffer=8,
+            start_batch=start,
+            batch_size=3,
+        )
         domain = StreamedDomain(stream, num_workers=2)
         return [domain.next_batch() for _ in range(count)]
 
@@ -133,17 +141,29 @@ def test_training_streams_an_ingested_dataset_and_resumes_exactly(tmp_path):
 
     def config(output: str, steps: int):
         return resolve_config(
-            "unpaired", "tiny", data=root, output=output, source_domain="photo",
-            target_domain="painting", steps=steps, batch_size=2, checkpoint_every=2,
-            sample_every=100, eval_every=-1, loader_workers=1, shuffle_buffer=4,
-        )  # fmt: skip
+            "unpaired",
+            "tiny",
+            data=root,
+            output=output,
+            source_domain="photo",
+            target_domain="painting",
+            steps=steps,
+            batch_size=2,
+            checkpoint_every=2,
+            sample_every=100,
+            eval_every=-1,
+            loader_workers=1,
+            shuffle_buffer=4,
+        )
 
     straight = training_loop(config(str(tmp_path / "a"), 4), progress=False)
     training_loop(config(str(tmp_path / "b"), 2), progress=False)
     resumed = training_loop(config(str(tmp_path / "b"), 4), resume=True, progress=False)
     assert resumed.resumed_from == 2
     assert straight.last_losses == resumed.last_losses
-    weights = [torch.load(Path(d) / "checkpoints" / "step-00000004.pt", weights_only=True)
-               for d in (tmp_path / "a", tmp_path / "b")]  # fmt: skip
+    weights = [
+        torch.load(Path(d) / "checkpoints" / "step-00000004.pt", weights_only=True)
+        for d in (tmp_path / "a", tmp_path / "b")
+    ]
     for name, tensor in weights[0]["networks"]["G_AB"].items():
         assert torch.equal(tensor, weights[1]["networks"]["G_AB"][name]), name

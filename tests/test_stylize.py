@@ -28,12 +28,21 @@ from scenegan.models import build_model
 
 def make_model(path: str, architecture: str = "resnet", **arguments) -> str:
     torch.manual_seed(0)
-    defaults = {"resnet": dict(base_channels=8, num_blocks=2),
-                "light": dict(base_channels=8, num_blocks=2)}  # fmt: skip
+    defaults = {
+        "resnet": dict(base_channels=8, num_blocks=2),
+        "light": dict(base_channels=8, num_blocks=2),
+    }
     generator = build_model(architecture, {**defaults.get(architecture, {}), **arguments})
-    artifact.save_model(path, generator.eval(), task="unpaired", image_size=32,
-                        source_domain="photo", target_domain="painting", training={},
-                        metrics={})  # fmt: skip
+    artifact.save_model(
+        path,
+        generator.eval(),
+        task="unpaired",
+        image_size=32,
+        source_domain="photo",
+        target_domain="painting",
+        training={},
+        metrics={},
+    )
     return path
 
 
@@ -51,8 +60,9 @@ def photos(tmp_path_factory) -> Path:
 
 def run_stylize(model: str, inputs: list, output, *extra: str) -> dict:
     argv = [arg for item in inputs for arg in ("--input", str(item))]
-    return stylize.run(["--model", model, *argv, "--output", str(output), "--max-side", "64",
-                        *extra])  # fmt: skip
+    return stylize.run(
+        ["--model", model, *argv, "--output", str(output), "--max-side", "64", *extra]
+    )
 
 
 def metadata(output) -> pa.Table:
@@ -116,12 +126,33 @@ def test_sigkill_mid_run_then_rerun_accounts_for_everything_once(tmp_path):
     scenes.write_scenes(folder, count=30, width=160, height=120, seed=5)
     slow = make_model(str(tmp_path / "slow"), "resnet", base_channels=32, num_blocks=6)
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "pipelines.stylize", "--model", slow, "--input",
-               str(folder), "--output", str(out), "--max-side", "160", "--batch-size", "1",
-               "--direct_running_mode", "in_memory", "--direct_num_workers", "1"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines.stylize",
+        "--model",
+        slow,
+        "--input",
+        str(folder),
+        "--output",
+        str(out),
+        "--max-side",
+        "160",
+        "--batch-size",
+        "1",
+        "--direct_running_mode",
+        "in_memory",
+        "--direct_num_workers",
+        "1",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, env=env, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if (out / "images").exists() and len(list((out / "images").iterdir())) >= 3:
@@ -143,8 +174,10 @@ def test_sigkill_mid_run_then_rerun_accounts_for_everything_once(tmp_path):
 
 def test_tiles_blend_without_seams_and_match_untiled():
     torch.manual_seed(1)
-    loaded = artifact.LoadedModel(build_model("resnet", dict(base_channels=8, num_blocks=2)).eval(),
-                                  {"model_id": "x", "task": "unpaired", "stride": 4})  # fmt: skip
+    loaded = artifact.LoadedModel(
+        build_model("resnet", dict(base_channels=8, num_blocks=2)).eval(),
+        {"model_id": "x", "task": "unpaired", "stride": 4},
+    )
     ys, xs = np.mgrid[0:200, 0:264].astype(np.float32)
     smooth = np.stack([xs / 264 * 200 + 20, ys / 200 * 180 + 40, (xs + ys) / 464 * 120 + 60], -1)
     smooth = smooth.astype(np.uint8)
@@ -164,8 +197,17 @@ def test_a_4096_by_3072_image_stylizes_on_cpu_in_tiles(tmp_path):
     big[..., 0] = np.linspace(0, 255, 4096, dtype=np.uint8)[None, :]
     big[..., 1] = np.linspace(0, 255, 3072, dtype=np.uint8)[:, None]
     Image.fromarray(big).save(tmp_path / "big.jpg", quality=90)
-    result = run_stylize(model, [tmp_path / "big.jpg"], tmp_path / "out", "--max-side", "0",
-                         "--tile-above", "1024", "--tile-size", "512")  # fmt: skip
+    result = run_stylize(
+        model,
+        [tmp_path / "big.jpg"],
+        tmp_path / "out",
+        "--max-side",
+        "0",
+        "--tile-above",
+        "1024",
+        "--tile-size",
+        "512",
+    )
     assert result["counters"]["status_ok"] == 1
     (row,) = metadata(tmp_path / "out").to_pylist()
     assert (row["width"], row["height"]) == (4096, 3072)
@@ -184,8 +226,17 @@ def test_broken_models_fail_before_any_work(tmp_path, model, photos):
     info = json.loads(Path(model, "model.json").read_text())
     (unknown / "model.json").write_text(json.dumps({**info, "architecture": "vit-gan"}))
     (unknown / "weights.pt").write_bytes(data)
-    code = cli.main(["stylize", "--model", str(unknown), "--input", str(photos), "--output",
-                     str(tmp_path / "out")])  # fmt: skip
+    code = cli.main(
+        [
+            "stylize",
+            "--model",
+            str(unknown),
+            "--input",
+            str(photos),
+            "--output",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 1
     assert not (tmp_path / "out").exists()
 
@@ -194,9 +245,13 @@ def test_dataset_input_and_paths_never_escape(tmp_path, model, photos):
     folder = tmp_path / "ds" / "images" / "domain=photo" / "split=test"
     folder.mkdir(parents=True)
     good = (sorted(photos.iterdir())[0]).read_bytes()
-    table = pa.table({"image_id": ["a" * 64, "../../../escape", "b" * 64],
-                      "source_uri": ["s3-like/one.png", "evil.png", "bad.png"],
-                      "image": [good, good, b"nope"]})  # fmt: skip
+    table = pa.table(
+        {
+            "image_id": ["a" * 64, "../../../escape", "b" * 64],
+            "source_uri": ["s3-like/one.png", "evil.png", "bad.png"],
+            "image": [good, good, b"nope"],
+        }
+    )
     pq.write_table(table, folder / "part-0.parquet")
     run_stylize(model, [folder], tmp_path / "out")
     rows = {r["source_uri"]: r for r in metadata(tmp_path / "out").to_pylist()}
@@ -213,8 +268,11 @@ def test_handler_batches_and_returns_cpu_uint8(model):
     handler = SceneModelHandler(model, max_batch_size=3, tile_above=48, tile_size=32)
     assert handler.batch_elements_kwargs()["max_batch_size"] == 3
     loaded = handler.load_model()
-    batch = [np.full((32, 48, 3), 100, np.uint8), np.full((32, 32, 3), 50, np.uint8),
-             np.full((64, 64, 3), 200, np.uint8)]  # the last one runs in tiles  # fmt: skip
+    batch = [
+        np.full((32, 48, 3), 100, np.uint8),
+        np.full((32, 32, 3), 50, np.uint8),
+        np.full((64, 64, 3), 200, np.uint8),
+    ]  # the last one runs in tiles
     results = list(handler.run_inference(batch, loaded))
     for image, result in zip(batch, results, strict=True):
         assert isinstance(result.inference, np.ndarray) and result.inference.dtype == np.uint8
@@ -226,12 +284,34 @@ def test_generate_is_reproducible_per_seed(tmp_path):
     torch.manual_seed(0)
     generator = build_model("dcgan_generator", dict(latent_dim=8, image_size=32, base_channels=8))
     path = str(tmp_path / "uncond")
-    artifact.save_model(path, generator.eval(), task="unconditional", image_size=32,
-                        source_domain=None, target_domain="scenes", training={},
-                        metrics={})  # fmt: skip
+    artifact.save_model(
+        path,
+        generator.eval(),
+        task="unconditional",
+        image_size=32,
+        source_domain=None,
+        target_domain="scenes",
+        training={},
+        metrics={},
+    )
     for out in ("a", "b"):
-        code = cli.main(["generate", "--model", path, "--count", "5", "--seed", "3", "--output",
-                         str(tmp_path / out), "--format", "png", "--batch-size", "2"])  # fmt: skip
+        code = cli.main(
+            [
+                "generate",
+                "--model",
+                path,
+                "--count",
+                "5",
+                "--seed",
+                "3",
+                "--output",
+                str(tmp_path / out),
+                "--format",
+                "png",
+                "--batch-size",
+                "2",
+            ]
+        )
         assert code == 0
     a = {p.name: p.read_bytes() for p in (tmp_path / "a" / "images").iterdir()}
     b = {p.name: p.read_bytes() for p in (tmp_path / "b" / "images").iterdir()}

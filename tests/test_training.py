@@ -48,9 +48,15 @@ def data(tmp_path_factory) -> dict[str, Path]:
 
 def tiny(task: str, data: dict[str, Path], output: Path, **overrides):
     values = dict(
-        data=str(data[task]), output=str(output), source_domain="photo", target_domain="painting",
-        steps=8, checkpoint_every=4, sample_every=4, log_every=2,
-    )  # fmt: skip
+        data=str(data[task]),
+        output=str(output),
+        source_domain="photo",
+        target_domain="painting",
+        steps=8,
+        checkpoint_every=4,
+        sample_every=4,
+        log_every=2,
+    )
     values.update(overrides)
     return resolve_config(task, "tiny", **values)
 
@@ -104,10 +110,24 @@ def test_interrupted_then_resumed_run_equals_uninterrupted(task, extra, data, tm
 
 def test_sigkilled_training_process_resumes_exactly(data, tmp_path):
     args = [
-        "train", "--task", "unpaired", "--preset", "tiny", "--data", str(data["unpaired"]),
-        "--source-domain", "photo", "--target-domain", "painting", "--steps", "24",
-        "--checkpoint-every", "4", "--sample-every", "100",
-    ]  # fmt: skip
+        "train",
+        "--task",
+        "unpaired",
+        "--preset",
+        "tiny",
+        "--data",
+        str(data["unpaired"]),
+        "--source-domain",
+        "photo",
+        "--target-domain",
+        "painting",
+        "--steps",
+        "24",
+        "--checkpoint-every",
+        "4",
+        "--sample-every",
+        "100",
+    ]
     reference = tmp_path / "reference"
     from scenegan import cli
 
@@ -140,8 +160,10 @@ def test_run_directory_holds_config_stats_samples_curves_and_last_checkpoints(da
     assert records[-1]["images_per_second"] > 0
     assert records[-1]["lr"]["G"] < records[0]["lr"]["G"]  # decays over the second half
     assert sorted(p.name for p in (run / "samples").iterdir()) == [
-        "step-000004.png", "step-000008.png", "step-000012.png",
-    ]  # fmt: skip
+        "step-000004.png",
+        "step-000008.png",
+        "step-000012.png",
+    ]
     assert (run / "curves.png").read_bytes().startswith(b"\x89PNG")
     assert [step for step, _ in ckpt.list_checkpoints(str(run))] == [8, 12]
 
@@ -243,11 +265,19 @@ def write_ingested(root: Path, domain: str, seed: int, count: int) -> None:
     for path in write_scenes(root / "sources" / domain, count, width=40, height=40, seed=seed):
         data = path.read_bytes()
         image_id = image_id_for(data)
-        rows[split_for(image_id, 0.25)].append({
-            "image_id": image_id, "source_uri": str(path), "width": 40, "height": 40,
-            "orig_width": 40, "orig_height": 40, "orig_format": "png", "image": data,
-            "ingested_at": datetime.datetime(2026, 11, 24, tzinfo=datetime.timezone.utc),
-        })  # fmt: skip
+        rows[split_for(image_id, 0.25)].append(
+            {
+                "image_id": image_id,
+                "source_uri": str(path),
+                "width": 40,
+                "height": 40,
+                "orig_width": 40,
+                "orig_height": 40,
+                "orig_format": "png",
+                "image": data,
+                "ingested_at": datetime.datetime(2026, 11, 24, tzinfo=datetime.timezone.utc),
+            }
+        )
     for split, records in rows.items():
         directory = root / "dataset" / "images" / f"domain={domain}" / f"split={split}"
         directory.mkdir(parents=True)

@@ -65,9 +65,13 @@ class LightGenerator(nn.Module):
             nn.ReflectionPad2d(3), nn.Conv2d(in_channels, c, 7), norm_layer(norm, c), nn.ReLU(True)
         )
         self.down = nn.Sequential(
-            nn.Conv2d(c, 2 * c, 3, 2, 1), norm_layer(norm, 2 * c), nn.ReLU(True),
-            nn.Conv2d(2 * c, 4 * c, 3, 2, 1), norm_layer(norm, 4 * c), nn.ReLU(True),
-        )  # fmt: skip
+            nn.Conv2d(c, 2 * c, 3, 2, 1),
+            norm_layer(norm, 2 * c),
+            nn.ReLU(True),
+            nn.Conv2d(2 * c, 4 * c, 3, 2, 1),
+            norm_layer(norm, 4 * c),
+            nn.ReLU(True),
+        )
         self.blocks = nn.Sequential(
             *[InvertedResidual(4 * c, expansion, norm) for _ in range(num_blocks)]
         )

@@ -147,9 +147,11 @@ def _cutout(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.5) -> 
     rows = torch.arange(height)[None, :, None]
     cols = torch.arange(width)[None, None, :]
     inside = (
-        (rows >= top[:, None, None]) & (rows < (top + cut_h)[:, None, None])
-        & (cols >= left[:, None, None]) & (cols < (left + cut_w)[:, None, None])
-    )  # fmt: skip
+        (rows >= top[:, None, None])
+        & (rows < (top + cut_h)[:, None, None])
+        & (cols >= left[:, None, None])
+        & (cols < (left + cut_w)[:, None, None])
+    )
     return x * (~inside).to(device=x.device, dtype=x.dtype)[:, None]
 
 

@@ -84,42 +84,72 @@ class TrainConfig:
 
 _IMAGE_TO_IMAGE = {
     "tiny": dict(
-        image_size=32, load_size=36, batch_size=4, generator="resnet",
+        image_size=32,
+        load_size=36,
+        batch_size=4,
+        generator="resnet",
         generator_args=dict(base_channels=16, num_blocks=3),
         discriminator_args=dict(base_channels=16, num_layers=2),
-        steps=2500, sample_every=500, checkpoint_every=500, log_every=10, ema_decay=0.99,
-        lr_generator=4e-4, lr_discriminator=4e-4,  # small nets, short runs: measured better
+        steps=2500,
+        sample_every=500,
+        checkpoint_every=500,
+        log_every=10,
+        ema_decay=0.99,
+        lr_generator=4e-4,
+        lr_discriminator=4e-4,  # small nets, short runs: measured better
     ),
     "small": dict(
-        image_size=128, load_size=144, batch_size=1, generator="resnet",
+        image_size=128,
+        load_size=144,
+        batch_size=1,
+        generator="resnet",
         generator_args=dict(base_channels=32, num_blocks=6),
-        discriminator_args=dict(base_channels=32, num_layers=3), steps=20_000,
+        discriminator_args=dict(base_channels=32, num_layers=3),
+        steps=20_000,
     ),
     "cyclegan": dict(
-        image_size=256, load_size=286, batch_size=1, generator="resnet",
+        image_size=256,
+        load_size=286,
+        batch_size=1,
+        generator="resnet",
         generator_args=dict(base_channels=64, num_blocks=9),
-        discriminator_args=dict(base_channels=64, num_layers=3), steps=200_000,
+        discriminator_args=dict(base_channels=64, num_layers=3),
+        steps=200_000,
     ),
-}  # fmt: skip
+}
 
 _UNCONDITIONAL = {
     "tiny": dict(
-        image_size=32, load_size=32, batch_size=16, loss="bce",
+        image_size=32,
+        load_size=32,
+        batch_size=16,
+        loss="bce",
         generator_args=dict(latent_dim=32, image_size=32, base_channels=16),
         discriminator_args=dict(image_size=32, base_channels=16),
-        steps=400, sample_every=100, checkpoint_every=100, ema_decay=0.99,
+        steps=400,
+        sample_every=100,
+        checkpoint_every=100,
+        ema_decay=0.99,
     ),
     "small": dict(
-        image_size=64, load_size=64, batch_size=32, loss="bce",
+        image_size=64,
+        load_size=64,
+        batch_size=32,
+        loss="bce",
         generator_args=dict(latent_dim=128, image_size=64, base_channels=32),
-        discriminator_args=dict(image_size=64, base_channels=32), steps=20_000,
+        discriminator_args=dict(image_size=64, base_channels=32),
+        steps=20_000,
     ),
     "cyclegan": dict(  # the big preset: DCGAN at 128 px
-        image_size=128, load_size=128, batch_size=64, loss="bce",
+        image_size=128,
+        load_size=128,
+        batch_size=64,
+        loss="bce",
         generator_args=dict(latent_dim=128, image_size=128, base_channels=64),
-        discriminator_args=dict(image_size=128, base_channels=64), steps=100_000,
+        discriminator_args=dict(image_size=128, base_channels=64),
+        steps=100_000,
     ),
-}  # fmt: skip
+}
 
 PRESETS = tuple(_IMAGE_TO_IMAGE)
 
@@ -131,8 +161,13 @@ def preset_defaults(task: str, preset: str) -> dict[str, Any]:
         raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
     if task == "unconditional":
         values = dict(_UNCONDITIONAL[preset])
-        values.update(generator="dcgan_generator", discriminator="dcgan_discriminator",
-                      lr_generator=2e-4, lr_discriminator=2e-4, decay_start=1.0)  # fmt: skip
+        values.update(
+            generator="dcgan_generator",
+            discriminator="dcgan_discriminator",
+            lr_generator=2e-4,
+            lr_discriminator=2e-4,
+            decay_start=1.0,
+        )
         return values
     values = dict(_IMAGE_TO_IMAGE[preset])
     if task == "paired":

@@ -28,8 +28,12 @@ def _all(domain: DomainImages, limit: int) -> torch.Tensor:
 def _translate(
     generator: torch.nn.Module, images: torch.Tensor, device: torch.device
 ) -> torch.Tensor:
-    return torch.cat([generator(images[i : i + 16].to(device)).float().cpu()
-                      for i in range(0, images.shape[0], 16)])  # fmt: skip
+    return torch.cat(
+        [
+            generator(images[i : i + 16].to(device)).float().cpu()
+            for i in range(0, images.shape[0], 16)
+        ]
+    )
 
 
 def evaluate(

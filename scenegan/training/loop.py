@@ -127,10 +127,15 @@ class RateWindow:
 
 
 def _log_step(
-    run: RunDirectory, task: Task, config: TrainConfig,
-    held_out: dict[str, DomainImages] | None, done: int, window: RateWindow,
-    losses: dict[str, float], rates: dict[str, float],
-) -> None:  # fmt: skip
+    run: RunDirectory,
+    task: Task,
+    config: TrainConfig,
+    held_out: dict[str, DomainImages] | None,
+    done: int,
+    window: RateWindow,
+    losses: dict[str, float],
+    rates: dict[str, float],
+) -> None:
     """Rank 0's stats record of step `done`: losses, lr and img/s, held-out metrics when due."""
     record: dict[str, Any] = {}
     if _due(done, config.log_every, config.steps):
@@ -162,11 +167,18 @@ def streamed_domains(
 ) -> dict[str, StreamedDomain]:
     def domain(name: str, stream_id: int) -> StreamedDomain:
         stream = DatasetStream(
-            config.data, name, "train", image_size=config.image_size,
-            load_size=config.load_size, seed=config.seed * 1000 + stream_id, rank=rank,
-            world_size=world_size, shuffle_buffer=config.shuffle_buffer,
-            start_batch=start_step, batch_size=config.batch_size,
-        )  # fmt: skip
+            config.data,
+            name,
+            "train",
+            image_size=config.image_size,
+            load_size=config.load_size,
+            seed=config.seed * 1000 + stream_id,
+            rank=rank,
+            world_size=world_size,
+            shuffle_buffer=config.shuffle_buffer,
+            start_batch=start_step,
+            batch_size=config.batch_size,
+        )
         return StreamedDomain(stream, num_workers=config.loader_workers)
 
     target = domain(str(config.target_domain), 2)
@@ -262,8 +274,9 @@ def _checkpoint_now(
     run: RunDirectory, task: Task, config: TrainConfig, done: int, rank: int, fingerprint: str
 ) -> None:
     if rank == 0 and done % config.checkpoint_every != 0:  # else it was just written
-        ckpt.save_checkpoint(run.root, checkpoint_state(task, config, done, fingerprint),
-                             config.keep_checkpoints)  # fmt: skip
+        ckpt.save_checkpoint(
+            run.root, checkpoint_state(task, config, done, fingerprint), config.keep_checkpoints
+        )
         run.flush()
     if dist.is_initialized():
         dist.barrier()
@@ -379,8 +392,10 @@ class Progress:
         shown = " ".join(f"{k} {v:.3f}" for k, v in losses.items())
         width = 20
         filled = int(width * step / self.total)
-        line = (f"[{'#' * filled}{'.' * (width - filled)}] {step}/{self.total} {shown} "
-                f"| {rate:.2f} step/s | ETA {_duration(eta)}")  # fmt: skip
+        line = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {step}/{self.total} {shown} "
+            f"| {rate:.2f} step/s | ETA {_duration(eta)}"
+        )
         sys.stderr.write(("\r" + line) if self.tty else (line + "\n"))
         sys.stderr.flush()
 

@@ -204,10 +204,12 @@ class UnpairedTask(Task):
         for name in ("D_A", "D_B"):
             self._network(name, config.discriminator, config.discriminator_args)
         self.pools = {"A": ImagePool(config.pool_size), "B": ImagePool(config.pool_size)}
-        self._finish({
-            "G": (["G_AB", "G_BA"], config.lr_generator),
-            "D": (["D_A", "D_B"], config.lr_discriminator),
-        })  # fmt: skip
+        self._finish(
+            {
+                "G": (["G_AB", "G_BA"], config.lr_generator),
+                "D": (["D_A", "D_B"], config.lr_discriminator),
+            }
+        )
 
     def train_step(self, step: int) -> dict[str, float]:
         c, nets = self.config, self.networks
@@ -244,8 +246,12 @@ class UnpairedTask(Task):
                 self._critic_loss(d_a, real_a, pooled_a, augment, penalty)
             )
         self._update("D", loss_d)
-        return {"G_adv": adv.item(), "cycle": cycle.item(), "identity": identity.item(),
-                "D": loss_d.item()}  # fmt: skip
+        return {
+            "G_adv": adv.item(),
+            "cycle": cycle.item(),
+            "identity": identity.item(),
+            "D": loss_d.item(),
+        }
 
     def _critic_loss(self, critic, real, fake, augment, penalty) -> torch.Tensor:
         real_aug, fake_aug = self._augment(real, augment), self._augment(fake, augment)
@@ -357,9 +363,12 @@ class UnconditionalTask(Task):
 
 
 def build_task(
-    config: TrainConfig, device: torch.device, rank: int, world_size: int,
+    config: TrainConfig,
+    device: torch.device,
+    rank: int,
+    world_size: int,
     domains: dict[str, DomainImages],
-) -> Task:  # fmt: skip
+) -> Task:
     if config.task == "unpaired":
         return UnpairedTask(config, device, rank, world_size, domains["A"], domains["B"])
     if config.task == "paired":
