@@ -1,4 +1,5 @@
-"""GAN losses: adversarial (lsgan, bce, wgan-gp, hinge) and reconstruction (cycle, identity).
+"""GAN losses: adversarial (lsgan, bce, wgan-gp, hinge), reconstruction (cycle, identity)
+and contrastive (PatchNCE).
 
 Sign conventions — every function returns a quantity to *minimise*:
 
@@ -17,6 +18,10 @@ Sign conventions — every function returns a quantity to *minimise*:
 so the WGAN critic *maximises* E[D(x)] - E[D(G(z))], the Wasserstein estimate, and GP is
 `gradient_penalty` (Gulrajani et al. 2017): E[(||grad D(x_hat)||_2 - 1)^2] on random
 interpolates x_hat between real and fake, added by the caller with its weight.
+
+A discriminator may answer with a list of outputs (one logit map per scale, as the
+projected discriminator does): the adversarial losses then average the per-scale losses,
+each scale weighing the same whatever its number of locations.
 """
 
 from __future__ import annotations
@@ -29,14 +34,20 @@ import torch.nn.functional as F
 ADVERSARIAL_LOSSES = ("lsgan", "bce", "wgan-gp", "hinge")
 
 
+Outputs = torch.Tensor | list[torch.Tensor]
+
+
 def _check(kind: str) -> None:
     if kind not in ADVERSARIAL_LOSSES:
         raise ValueError(f"unknown adversarial loss {kind!r}; choose one of {ADVERSARIAL_LOSSES}")
 
 
-def discriminator_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+def discriminator_loss(kind: str, real: Outputs, fake: Outputs) -> torch.Tensor:
     """The discriminator's loss (without the gradient penalty for wgan-gp)."""
     _check(kind)
+    if isinstance(real, list):
+        pairs = zip(real, fake, strict=True)
+        return torch.stack([discriminator_loss(kind, r, f) for r, f in pairs]).mean()
     real, fake = real.float(), fake.float()  # losses in fp32 even under autocast
     if kind == "lsgan":
         return 0.5 * (((real - 1) ** 2).mean() + (fake**2).mean())
@@ -49,9 +60,11 @@ def discriminator_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> tor
     return F.relu(1 - real).mean() + F.relu(1 + fake).mean()  # hinge
 
 
-def generator_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
+def generator_loss(kind: str, fake: Outputs) -> torch.Tensor:
     """The generator's adversarial loss."""
     _check(kind)
+    if isinstance(fake, list):
+        return torch.stack([generator_loss(kind, f) for f in fake]).mean()
     fake = fake.float()
     if kind == "lsgan":
         return ((fake - 1) ** 2).mean()
@@ -92,3 +105,21 @@ def identity_loss(mapped: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
 def reconstruction_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L1 to a paired target (pix2pix)."""
     return F.l1_loss(output.float(), target.float())
+
+
+def patch_nce_loss(
+    queries: torch.Tensor, keys: torch.Tensor, temperature: float = 0.07
+) -> torch.Tensor:
+    """PatchNCE (CUT): InfoNCE over patches of one image.
+
+    `queries` (B, N, D) embed N locations of the translated image, `keys` (B, N, D) the same
+    N locations of the input, both L2-normalised. For query i the positive is key i (the
+    same place in the input) and the negatives are the other N - 1 keys of the same image:
+    the translation may change how a place looks, not what it is. Cross-entropy of
+    picking the positive, averaged over locations and images.
+    """
+    keys = keys.detach()  # the input's side is the target, as in CUT
+    logits = torch.bmm(queries.float(), keys.float().transpose(1, 2)) / temperature  # (B,N,N)
+    batch, count, _ = logits.shape
+    targets = torch.arange(count, device=logits.device).expand(batch, count)
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten())

@@ -28,7 +28,7 @@ def test_pretrained_weights_load_and_recognise_landscapes(photos):
     top5 = extractor.logits(photos).topk(5).indices.tolist()
     hit_rate = np.mean([bool(set(t) & LANDSCAPE_CLASSES) for t in top5])
     torch.manual_seed(0)
-    untrained = features.EfficientNetLite0().eval()
+    untrained = features.EfficientNetLite(0).eval()
     with torch.no_grad():
         random_top5 = untrained(extractor.prepare(photos)).topk(5).indices.tolist()
     random_rate = np.mean([bool(set(t) & LANDSCAPE_CLASSES) for t in random_top5])

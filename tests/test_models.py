@@ -26,6 +26,8 @@ TINY = {
     "dcgan_generator": {"latent_dim": 16, "image_size": 32, "base_channels": 8},
     "patchgan": {"base_channels": 8},
     "dcgan_discriminator": {"image_size": 32, "base_channels": 8},
+    "projected": {"head_channels": 8},
+    "patch_projector": {"channels": [3, 8], "dim": 16},
 }
 
 

@@ -14,7 +14,9 @@ from torch import nn
 from scenegan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from scenegan.models.flops import count_flops, count_macs, count_parameters
 from scenegan.models.light import LightGenerator
+from scenegan.models.nce import PatchProjector
 from scenegan.models.patchgan import PatchDiscriminator
+from scenegan.models.projected import ProjectedDiscriminator
 from scenegan.models.resnet import ResnetGenerator
 from scenegan.models.unet import UnetGenerator
 
@@ -25,6 +27,8 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "dcgan_generator": DCGANGenerator,
     "patchgan": PatchDiscriminator,
     "dcgan_discriminator": DCGANDiscriminator,
+    "projected": ProjectedDiscriminator,
+    "patch_projector": PatchProjector,
 }
 
 
@@ -55,6 +59,8 @@ __all__ = [
     "DCGANGenerator",
     "LightGenerator",
     "PatchDiscriminator",
+    "PatchProjector",
+    "ProjectedDiscriminator",
     "ResnetGenerator",
     "UnetGenerator",
     "architecture_name",

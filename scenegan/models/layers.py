@@ -39,13 +39,51 @@ def constructor_arguments(local_vars: dict[str, Any]) -> dict[str, Any]:
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
     """The N(0, 0.02) initialisation of DCGAN / pix2pix / CycleGAN."""
     for layer in module.modules():
-        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        if getattr(layer, "starts_at_zero", False):
+            zero_init(layer)
+        elif isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(layer.weight, 0.0, std)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
         elif isinstance(layer, nn.BatchNorm2d):
             nn.init.normal_(layer.weight, 1.0, std)
             nn.init.zeros_(layer.bias)
+
+
+def zero_init(layer: nn.Module) -> None:
+    """Zero a layer's weights and bias. On a residual generator's last conv this makes the
+    untrained network exactly the identity (`residual_output` with head 0), so a short run
+    starts from "keep the photo"; gradients still reach it, and through it the rest, from
+    the first step on (ReZero / Fixup do the same for residual branches). The layer is
+    marked, so `init_weights` keeps it at zero."""
+    layer.starts_at_zero = True
+    nn.init.zeros_(layer.weight)
+    if getattr(layer, "bias", None) is not None:
+        nn.init.zeros_(layer.bias)
+
+
+def nce_block_taps(num_blocks: int) -> tuple[int, ...]:
+    """The residual blocks PatchNCE reads: the first and the middle one."""
+    return (0, num_blocks // 2) if num_blocks >= 2 else tuple(range(num_blocks))
+
+
+def encoder_features(
+    x: torch.Tensor, stages: list[nn.Module], blocks: nn.Sequential, block_taps: tuple[int, ...]
+) -> list[torch.Tensor]:
+    """The input, each encoder stage's output and the outputs of residual blocks
+    `block_taps`: the layers PatchNCE compares (CUT's choice for its ResNet generator:
+    pixels, both downsamplings and two residual blocks)."""
+    outputs = [x]
+    for stage in stages:
+        x = stage(x)
+        outputs.append(x)
+    for index, block in enumerate(blocks):
+        if index > max(block_taps, default=-1):
+            break
+        x = block(x)
+        if index in block_taps:
+            outputs.append(x)
+    return outputs
 
 
 def residual_output(x: torch.Tensor, head: torch.Tensor, residual: bool) -> torch.Tensor:

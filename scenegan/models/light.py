@@ -15,7 +15,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scenegan.models.layers import NormKind, constructor_arguments, norm_layer, residual_output
+from scenegan.models.layers import (
+    NormKind,
+    constructor_arguments,
+    encoder_features,
+    nce_block_taps,
+    norm_layer,
+    residual_output,
+    zero_init,
+)
 
 
 class InvertedResidual(nn.Module):
@@ -77,10 +85,29 @@ class LightGenerator(nn.Module):
         )
         self.up = nn.Sequential(*_separable_up(4 * c, 2 * c, norm), *_separable_up(2 * c, c, norm))
         self.head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(c, out_channels, 7))
+        if residual:  # the untrained network is the identity (see layers.zero_init)
+            zero_init(self.head[1])
 
     @property
     def stride(self) -> int:
         return 4
+
+    @property
+    def nce_channels(self) -> list[int]:
+        """Channels of the `nce_features` maps."""
+        c = self.config["base_channels"]
+        return [
+            self.config["in_channels"],
+            c,
+            2 * c,
+            4 * c,
+            *[4 * c] * len(nce_block_taps(self.config["num_blocks"])),
+        ]
+
+    def nce_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder layers PatchNCE compares (see `layers.encoder_features`)."""
+        stages = [self.stem, self.down[:3], self.down[3:]]
+        return encoder_features(x, stages, self.blocks, nce_block_taps(self.config["num_blocks"]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) in [-1, 1]
         features = self.blocks(self.down(self.stem(x)))  # (B, 4c, H/4, W/4)

