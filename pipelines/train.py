@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from scenegan import dataset, registry, storage
-from scenegan.training.config import PRESETS, TrainConfig
+from scenegan.training.config import PRESETS, TASKS, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_training_arguments(group: Any) -> None:
     group.add_argument("--data", required=True, metavar="DATASET", help="ingest output")
     group.add_argument("--output", required=True, metavar="RUN", help="run directory")
-    group.add_argument(
-        "--task", choices=("unpaired", "unconditional", "paired"), default="unpaired"
-    )
+    group.add_argument("--task", choices=TASKS, default="unpaired")
     group.add_argument("--source-domain", metavar="NAME")
     group.add_argument("--target-domain", metavar="NAME")
     group.add_argument("--preset", default="small", metavar="NAME", help=" | ".join(PRESETS))

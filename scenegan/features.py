@@ -161,8 +161,13 @@ def weights_path(variant: int = 0) -> str:
 
 @lru_cache(maxsize=2)
 def load_pretrained(variant: int = 0) -> EfficientNetLite:
-    """The ImageNet-trained network, eval mode, on CPU (cached per process)."""
-    model = EfficientNetLite(variant)
+    """The ImageNet-trained network, eval mode, on CPU (cached per process).
+
+    Built without touching the global random state (its random initialisation is
+    overwritten anyway): otherwise the first call in a process would shift every later
+    seeded draw, and a run would depend on whether the cache was warm."""
+    with torch.random.fork_rng(devices=[]):
+        model = EfficientNetLite(variant)
     state = torch.load(weights_path(variant), map_location="cpu", weights_only=True)
     model.load_state_dict(state)  # strict: every tensor must have its place
     return model.eval().requires_grad_(False)

@@ -156,3 +156,32 @@ def test_ema_warm_up_follows_its_schedule():
             ramped.update(model, step)
     assert fixed.model.weight.item() < 0.2
     assert ramped.model.weight.item() > 0.85
+
+
+def test_contrastive_training_leaves_the_feature_network_untouched(tmp_path):
+    from scenegan.scenes import write_scenes
+    from scenegan.training import checkpoint as ckpt
+    from scenegan.training import resolve_config, training_loop
+
+    write_scenes(tmp_path / "data" / "photo", 8, width=36, height=36, seed=0)
+    write_scenes(tmp_path / "data" / "painting", 8, width=36, height=36, seed=1, style="painting")
+    config = resolve_config(
+        "contrastive",
+        "tiny",
+        data=str(tmp_path / "data"),
+        output=str(tmp_path / "run"),
+        source_domain="photo",
+        target_domain="painting",
+        steps=4,
+        eval_every=-1,
+    )
+    seen = {}
+    training_loop(config, progress=False, on_step=lambda step, task: seen.update(task=task))
+    critic = seen["task"].networks["D"]
+    reference = features.fold_batch_norm(features.load_pretrained(1)).state_dict()
+    for key, value in critic.backbone.state_dict().items():
+        assert torch.equal(value, reference[key]), key
+    state = ckpt.load_latest(str(tmp_path / "run"))
+    assert set(state["networks"]) == {"G", "P", "D"}
+    assert not any("_frozen" in key or "_blocks" in key for key in state["networks"]["D"])
+    assert state["networks"]["G"]["head.1.weight"].abs().sum() > 0  # G did learn

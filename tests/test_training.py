@@ -43,6 +43,7 @@ def data(tmp_path_factory) -> dict[str, Path]:
         "unpaired": root / "unpaired",
         "paired": root / "paired",
         "unconditional": root / "unpaired",
+        "contrastive": root / "unpaired",
     }
 
 
@@ -86,6 +87,7 @@ def assert_same_weights(a: dict, b: dict) -> None:
         ("paired", {}),
         ("unconditional", {}),
         ("unconditional", {"loss": "wgan-gp"}),
+        ("contrastive", {}),
     ],
 )
 def test_interrupted_then_resumed_run_equals_uninterrupted(task, extra, data, tmp_path):

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-TASKS = ("unpaired", "paired", "unconditional")
+TASKS = ("unpaired", "paired", "unconditional", "contrastive")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,12 @@ class TrainConfig:
     critic_steps: int = 1  # discriminator updates per generator update
     pool_size: int = 50
     augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"
+    # contrastive (PatchNCE) objective
+    nce_weight: float = 1.0
+    nce_identity: bool = True  # also PatchNCE on G(painting) (CUT; False + weight 10: FastCUT)
+    nce_patches: int = 256  # locations compared per layer and image
+    nce_temperature: float = 0.07
+    nce_dim: int = 256  # the patch projector's embedding size
     # optimisation
     steps: int = 10_000
     lr_generator: float = 2e-4
@@ -51,6 +57,7 @@ class TrainConfig:
     beta2: float = 0.999
     decay_start: float = 0.5  # fraction of steps at constant lr before linear decay to 0
     ema_decay: float = 0.999
+    ema_rampup: float = 0.05  # EMA half-life <= this x steps done (StyleGAN2-ADA); 0: off
     seed: int = 0
     amp: str = "auto"  # auto (bf16/fp16 on CUDA, off on CPU) | bf16 | fp16 | off
     # bookkeeping
@@ -118,6 +125,46 @@ _IMAGE_TO_IMAGE = {
     ),
 }
 
+# Contrastive (CUT) presets. "fewshot" is the recipe for real photos and a few dozen
+# paintings, chosen by measurement (README, "Few-shot style"): a generator that starts at
+# the identity and upsamples without transposed convolutions, the projected discriminator
+# on frozen Lite1 features with hinge loss, DiffAugment on everything D sees.
+_CONTRASTIVE = {
+    "tiny": dict(
+        image_size=32,
+        load_size=36,
+        batch_size=2,
+        generator="resnet",
+        generator_args=dict(base_channels=16, num_blocks=3, residual=True, upsample="nearest"),
+        discriminator="projected",
+        discriminator_args=dict(head_channels=16),
+        loss="hinge",
+        augment="translation,cutout",
+        nce_patches=64,
+        steps=300,
+        sample_every=100,
+        checkpoint_every=100,
+        pool_size=0,
+        decay_start=0.5,
+    ),
+    "fewshot": dict(
+        image_size=128,
+        load_size=144,
+        batch_size=1,
+        generator="resnet",
+        generator_args=dict(base_channels=32, num_blocks=6, residual=True, upsample="nearest"),
+        discriminator="projected",
+        discriminator_args=dict(head_channels=64),
+        loss="hinge",
+        augment="translation,cutout",
+        steps=4000,
+        sample_every=500,
+        checkpoint_every=500,
+        pool_size=0,
+        decay_start=0.5,
+    ),
+}
+
 _UNCONDITIONAL = {
     "tiny": dict(
         image_size=32,
@@ -151,7 +198,7 @@ _UNCONDITIONAL = {
     ),
 }
 
-PRESETS = tuple(_IMAGE_TO_IMAGE)
+PRESETS = (*_IMAGE_TO_IMAGE, *(p for p in _CONTRASTIVE if p not in _IMAGE_TO_IMAGE))
 
 
 def preset_defaults(task: str, preset: str) -> dict[str, Any]:
@@ -159,6 +206,21 @@ def preset_defaults(task: str, preset: str) -> dict[str, Any]:
         raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
+    if task == "contrastive":
+        if preset not in _CONTRASTIVE:
+            raise ValueError(
+                f"preset {preset!r} is not one for task contrastive; "
+                f"choose one of {tuple(_CONTRASTIVE)}"
+            )
+        return {
+            **_CONTRASTIVE[preset],
+            "generator_args": dict(_CONTRASTIVE[preset]["generator_args"]),
+        }
+    if preset not in _IMAGE_TO_IMAGE:
+        raise ValueError(
+            f"preset {preset!r} is for --task contrastive; for {task} choose one of "
+            f"{tuple(_IMAGE_TO_IMAGE)}"
+        )
     if task == "unconditional":
         values = dict(_UNCONDITIONAL[preset])
         values.update(
@@ -178,15 +240,19 @@ def preset_defaults(task: str, preset: str) -> dict[str, Any]:
 
 def generator_arguments(name: str, values: dict[str, Any]) -> dict[str, Any]:
     """Arguments for generator `name` at the preset's width (and depth, for U-Net: down
-    to 1x1 at the training size, as pix2pix does)."""
-    width = values.get("generator_args", {}).get("base_channels", 32)
+    to 1x1 at the training size, as pix2pix does). A preset's generator that starts at
+    the identity (`residual`) keeps doing so when the light generator replaces it."""
+    preset_args = values.get("generator_args", {})
+    width = preset_args.get("base_channels", 32)
     if name == "unet":
         return {
             "base_channels": width,
             "num_downs": max(2, int(values["image_size"]).bit_length() - 1),
         }
     if name == values.get("generator"):
-        return dict(values.get("generator_args", {}))
+        return dict(preset_args)
+    if name in ("resnet", "light") and "residual" in preset_args:
+        return {"base_channels": width, "residual": preset_args["residual"]}
     return {"base_channels": width}
 
 
@@ -210,7 +276,7 @@ def resolve_config(task: str, preset: str, **overrides: Any) -> TrainConfig:
 
 
 def _validate(config: TrainConfig) -> None:
-    if config.task in ("unpaired", "paired"):
+    if config.task in ("unpaired", "paired", "contrastive"):
         if not (config.source_domain and config.target_domain):
             raise ValueError(f"task {config.task} needs --source-domain and --target-domain")
     elif not config.target_domain:
@@ -219,3 +285,15 @@ def _validate(config: TrainConfig) -> None:
         raise ValueError(f"load_size {config.load_size} < image_size {config.image_size}")
     if config.steps < 1 or config.batch_size < 1:
         raise ValueError("steps and batch_size must be at least 1")
+    if config.task == "contrastive":
+        if config.loss == "wgan-gp":
+            raise ValueError(
+                "task contrastive: use --loss hinge, lsgan or bce (no gradient penalty)"
+            )
+        if config.generator not in ("resnet", "light"):
+            raise ValueError(
+                f"task contrastive reads the generator's encoder: use resnet or light, "
+                f"not {config.generator}"
+            )
+        if config.nce_patches < 2 or config.nce_temperature <= 0:
+            raise ValueError("nce_patches must be at least 2 and nce_temperature positive")

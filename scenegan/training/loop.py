@@ -209,7 +209,7 @@ def load_domains(
     source, target = str(config.source_domain), str(config.target_domain)
     if config.task == "unconditional":
         return {"B": domain(target, images(target, split))}
-    if config.task == "unpaired":
+    if config.task in ("unpaired", "contrastive"):
         return {
             "A": domain(source, images(source, split)),
             "B": domain(target, images(target, split)),

@@ -83,7 +83,8 @@ class Task:
             )
             self.base_lr[name] = lr
         self.ema = {
-            name: EMA(self.networks[name], config.ema_decay) for name in self.generator_names
+            name: EMA(self.networks[name], config.ema_decay, config.ema_rampup)
+            for name in self.generator_names
         }
         self.precision = Precision(config.amp, self.device, list(self.optimizers))
 
@@ -130,9 +131,10 @@ class Task:
             for name, optimizer in self.optimizers.items()
         }
 
-    def _update_ema(self) -> None:
+    def _update_ema(self, done: int) -> None:
+        """Average in the generators after `done` steps (the EMA warm-up reads it)."""
         for name in self.generator_names:
-            self.ema[name].update(self.networks[name])
+            self.ema[name].update(self.networks[name], done)
 
     def train_step(self, step: int) -> dict[str, float]:
         raise NotImplementedError
@@ -233,7 +235,7 @@ class UnpairedTask(Task):
                 )
                 loss_g = loss_g + c.cycle_weight * c.identity_weight * identity
         self._update("G", loss_g)
-        self._update_ema()
+        self._update_ema(step + 1)
 
         d_a.requires_grad_(True)
         d_b.requires_grad_(True)
@@ -294,7 +296,7 @@ class PairedTask(Task):
             l1 = losses.reconstruction_l1(fake_b, real_b)
             loss_g = adv + c.l1_weight * l1
         self._update("G", loss_g)
-        self._update_ema()
+        self._update_ema(step + 1)
         critic.requires_grad_(True)
         with self.precision.autocast():
             loss_d = 0.5 * losses.discriminator_loss(
@@ -353,7 +355,7 @@ class UnconditionalTask(Task):
             loss_g = losses.generator_loss(c.loss, critic(self._augment(fake, augment)))
         self._update("G", loss_g)
         critic.requires_grad_(True)
-        self._update_ema()
+        self._update_ema(step + 1)
         return {"G_adv": loss_g.item(), "D": loss_d.item()}
 
     @torch.no_grad()
@@ -373,4 +375,8 @@ def build_task(
         return UnpairedTask(config, device, rank, world_size, domains["A"], domains["B"])
     if config.task == "paired":
         return PairedTask(config, device, rank, world_size, domains["A"], domains["B"])
+    if config.task == "contrastive":
+        from scenegan.training.contrastive import ContrastiveTask  # it builds on Task
+
+        return ContrastiveTask(config, device, rank, world_size, domains["A"], domains["B"])
     return UnconditionalTask(config, device, rank, world_size, domains["B"])
