@@ -1,0 +1,232 @@
+"""Benchmark: picture quality per training recipe at an equal CPU budget, on real photos.
+
+    python bench/quality.py [--budget 1500] [--size 128] [--jobs 2]
+                            [--configs small,small-light-aug,fewshot,fewshot-light]
+                            [--data scenegan/sample] [--out bench-output/quality]
+
+Each configuration trains on the bundled sample's train split (photos -> paintings) in its
+own process with ONE thread, for the same budget of CPU seconds of that process. A short
+probe run measures its CPU seconds per step first; the real run's `steps` (and with them
+the learning-rate decay) are then fitted to the budget, so every schedule completes.
+
+Judged on the held-out photos (never trained on): KID against the sample's paintings on
+EfficientNet-Lite0 features (the projected discriminator looks through Lite1), the same
+KID for the untouched photos ("identity": doing nothing), and the content score (edge
+correlation with the input). Writes `OUT/sheet.png` (input row, one labelled row per
+configuration) and `OUT/results.json`, and prints the table with ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name -> (task, preset, overrides)
+CONFIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "small": ("unpaired", "small", {}),
+    "small-light-aug": (
+        "unpaired",
+        "small",
+        {"generator": "light", "augment": "color,translation,cutout"},
+    ),
+    "fewshot": ("contrastive", "fewshot", {}),
+    "fewshot-light": ("contrastive", "fewshot", {"generator": "light"}),
+    # ablations of the fewshot preset
+    "fastcut": ("contrastive", "fewshot", {"nce_identity": False, "nce_weight": 10.0}),
+    "fewshot-patchgan": (
+        "contrastive",
+        "fewshot",
+        {"discriminator": "patchgan", "discriminator_args": {"base_channels": 32}},
+    ),
+    "fewshot-transpose": (
+        "contrastive",
+        "fewshot",
+        {"generator_args": {"base_channels": 32, "num_blocks": 6, "residual": True}},
+    ),
+    "fewshot-random-start": (
+        "contrastive",
+        "fewshot",
+        {"generator_args": {"base_channels": 32, "num_blocks": 6, "upsample": "nearest"}},
+    ),
+    "fewshot-color": ("contrastive", "fewshot", {"augment": "color,translation,cutout"}),
+}
+DEFAULT_CONFIGS = "small,small-light-aug,fewshot,fewshot-light"
+PROBE_STEPS = 12
+TEST_FRACTION = 0.2
+SHEET_COLUMNS = 8
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", type=float, default=1500.0, help="CPU seconds per config")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--jobs", type=int, default=2, help="configurations run side by side")
+    parser.add_argument("--configs", default=DEFAULT_CONFIGS)
+    parser.add_argument("--data", default=str(ROOT / "scenegan" / "sample"))
+    parser.add_argument("--out", default="bench-output/quality")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # worker mode: one configuration
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args.budget, args.size, args.data, args.out)))
+        return 0
+    names = [name.strip() for name in args.configs.split(",") if name.strip()]
+    unknown = [name for name in names if name not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown configs {unknown}; known: {', '.join(CONFIGS)}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(lambda name: _spawn(name, args), names))
+    report(results, args, out)
+    return 0
+
+
+def _spawn(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    command = [sys.executable, __file__, "--one", name, "--budget", str(args.budget)]
+    command += ["--size", str(args.size), "--data", args.data, "--out", args.out]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --- one configuration, in its own single-threaded process ---------------------------
+
+
+def run_one(name: str, budget: float, size: int, data: str, out: str) -> dict[str, Any]:
+    import torch
+
+    from scenegan import judging
+    from scenegan.training import resolve_config, training_loop
+
+    torch.set_num_threads(1)
+    task_name, preset, overrides = CONFIGS[name]
+    run_dir = Path(out) / "runs" / name
+
+    def config(steps: int, output: Path):
+        return resolve_config(
+            task_name,
+            preset,
+            data=data,
+            output=str(output),
+            source_domain="photo",
+            target_domain="painting",
+            image_size=size,
+            load_size=round(size * 1.125),
+            test_fraction=TEST_FRACTION,
+            steps=steps,
+            eval_every=-1,
+            checkpoint_every=steps,
+            sample_every=steps,
+            log_every=max(1, steps // 20),
+            **overrides,
+        )
+
+    per_step = _probe(config(10**6, run_dir.with_name(name + "-probe")), training_loop)
+    steps = max(10, int(budget / per_step))
+    seen: dict[str, Any] = {}
+    started, wall = time.process_time(), time.perf_counter()
+    training_loop(
+        config(steps, run_dir), progress=False, on_step=lambda _s, task: seen.update(task=task)
+    )
+    cpu, wall = time.process_time() - started, time.perf_counter() - wall
+
+    task = seen["task"]
+    generator = task.ema[task.export_network].model.cpu()
+    photos, paintings = held_out(data, size)
+    outputs = judging.translate(generator, photos)
+    scores = judging.style_scores(photos, outputs, paintings)
+    torch.save(outputs[:SHEET_COLUMNS].clone(), Path(out) / f"{name}.pt")
+    return {
+        "name": name,
+        "task": task_name,
+        "preset": preset,
+        "overrides": overrides,
+        "steps": steps,
+        "cpu_s": round(cpu, 1),
+        "cpu_s_per_step": round(per_step, 3),
+        "wall_s": round(wall, 1),
+        "held_out_photos": int(photos.shape[0]),
+        "paintings": int(paintings.shape[0]),
+        **{key: round(value, 4) for key, value in scores.items()},
+    }
+
+
+def _probe(config, training_loop) -> float:
+    """CPU seconds per step, measured over steps 5..PROBE_STEPS of a throwaway run."""
+    times: list[float] = []
+
+    class _Done(Exception):
+        pass
+
+    def on_step(step: int, _task) -> None:
+        times.append(time.process_time())
+        if step >= PROBE_STEPS:
+            raise _Done
+
+    with contextlib.suppress(_Done):
+        training_loop(config, progress=False, on_step=on_step)
+    return (times[-1] - times[3]) / (len(times) - 4)
+
+
+def held_out(data: str, size: int):
+    """The test split's photos and all the paintings, centre crops at `size`."""
+    from scenegan import dataset
+    from scenegan.training.data import DomainImages
+
+    def images(domain: str, split: str | None):
+        sources = list(dataset.iter_domain(data, domain, split, test_fraction=TEST_FRACTION))
+        loaded = DomainImages(domain, sources, image_size=size, load_size=size)
+        return loaded.batch(list(range(len(loaded))))
+
+    return images("photo", "test"), images("painting", None)
+
+
+# --- the report ----------------------------------------------------------------------
+
+
+def report(results: list[dict[str, Any]], args: argparse.Namespace, out: Path) -> None:
+    import torch
+
+    from scenegan import judging
+
+    photos, _ = held_out(args.data, args.size)
+    identity = results[0]["identity_kid"]
+    base = next((r for r in results if r["name"] == "small-light-aug"), results[0])
+    print(
+        f"quality at {args.budget:.0f} CPU-s per config (1 thread), {args.size} px; "
+        f"{results[0]['held_out_photos']} held-out photos vs {results[0]['paintings']} "
+        f"paintings; KID on Lite0 features"
+    )
+    header = f"{'config':22} {'steps':>6} {'CPU-s':>7} {'s/step':>7} {'KID':>8}"
+    print(header + f" {'/identity':>9} {'/' + base['name']:>17} {'content':>8}")
+    print(f"{'identity (the photos)':22} {'':>6} {'':>7} {'':>7} {identity:8.4f}")
+    for r in results:
+        print(
+            f"{r['name']:22} {r['steps']:6d} {r['cpu_s']:7.0f} {r['cpu_s_per_step']:7.3f} "
+            f"{r['kid']:8.4f} {r['kid'] / identity:9.2f} {r['kid'] / base['kid']:17.2f} "
+            f"{r['content']:8.3f}"
+        )
+    rows = [("input\n(held-out photos)", photos[:SHEET_COLUMNS])]
+    for r in results:
+        label = f"{r['name']}\nKID {r['kid']:.3f}\n{r['steps']} steps"
+        rows.append((label, torch.load(out / f"{r['name']}.pt")))
+    judging.labelled_sheet(rows).save(out / "sheet.png")
+    summary = {"budget_cpu_s": args.budget, "size": args.size, "results": results}
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"sheet: {out / 'sheet.png'}; results: {out / 'results.json'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
