@@ -321,11 +321,11 @@ def train_here(config: TrainConfig, resume: bool, launch: argparse.Namespace) ->
         result = training_loop(config, resume=resume)
     except Preempted as stop:
         print(
-            f"preempted at step {stop.step}: checkpoint saved to {config.output}; rerun "
-            "with --resume to continue",
+            f"preempted at step {stop.step} ({stop}): checkpoint saved to {config.output}; "
+            "rerun with --resume to continue",
             file=sys.stderr,
         )
-        return EXIT_PREEMPTED
+        return stop.exit_code
     print(
         f"trained {config.output} to step {result.step} (resumed from {result.resumed_from}; "
         f"{result.images_per_second:.1f} img/s)"

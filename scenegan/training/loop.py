@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import random
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -35,12 +36,20 @@ log = logging.getLogger(__name__)
 
 
 class Preempted(Exception):
-    """Training stopped on SIGTERM (a preempted VM, a stopped job) after checkpointing the
-    step it had reached; `--resume` continues from exactly there."""
+    """Training stopped on a stop signal after checkpointing the step it had reached;
+    `--resume` continues from exactly there. SIGTERM: a preempted VM, a stopped job,
+    `timeout`, systemd; SIGINT: Ctrl-C. `exit_code` is the shell's 128 + signal number
+    (143, 130), what supervisors expect of a job they stopped."""
 
-    def __init__(self, step: int) -> None:
-        super().__init__(f"stopped by SIGTERM at step {step} (checkpointed)")
+    def __init__(self, step: int, signum: int = signal.SIGTERM) -> None:
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name} at step {step} (checkpointed)")
         self.step = step
+        self.signum = int(signum)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 @dataclass(frozen=True)
@@ -86,9 +95,10 @@ def training_loop(
             _write_periodic(run, task, config, done, rank, fingerprint)
             if on_step is not None:
                 on_step(done, task)
-            if stop.requested() and done < config.steps:
+            signum = stop.requested()
+            if signum and done < config.steps:
                 _checkpoint_now(run, task, config, done, rank, fingerprint)
-                raise Preempted(done)
+                raise Preempted(done, signum)
     bar.close()
     if world_size > 1:
         dist.barrier()
@@ -283,38 +293,48 @@ def _checkpoint_now(
 
 
 class StopRequest:
-    """SIGTERM sets a flag that the loop reads between steps. Under DDP the ranks agree on
-    it (one all-reduce of a flag per step) so all stop after the same step; the signal may
-    reach them between different steps."""
+    """SIGTERM and SIGINT set a flag that the loop reads between steps: the step under way
+    finishes, is checkpointed, and training stops with `Preempted`. A second signal stops
+    at once (no checkpoint), for a user who means it. Under DDP the ranks agree (one
+    all-reduce of the signal number per step), so all stop after the same step; the signal
+    may reach them between different steps.
+
+    A signal sent to the whole process group (Ctrl-C, `timeout`, systemd, a VM shutdown)
+    also reaches the data loader's workers; they ignore it (`stream.ignore_stop_signals`)
+    and leave stopping to this process."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self, world_size: int, device: torch.device) -> None:
-        import signal
         import threading
 
         self.world_size, self.device = world_size, device
-        self.flag, self.previous = False, None
+        self.signum = 0
+        self.previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, self._set)
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._set)
 
-    def _set(self, *_: Any) -> None:
-        self.flag = True
+    def _set(self, signum: int, _frame: Any) -> None:
+        if self.signum:  # the second one: stop now
+            raise SystemExit(128 + signum)
+        self.signum = signum
 
-    def requested(self) -> bool:
+    def requested(self) -> int:
+        """The signal number to stop for, or 0."""
         if self.world_size == 1 or not dist.is_initialized():
-            return self.flag
-        flag = torch.tensor([1.0 if self.flag else 0.0], device=self.device)
+            return self.signum
+        flag = torch.tensor([float(self.signum)], device=self.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+        return int(flag.item())
 
     def __enter__(self) -> StopRequest:
         return self
 
     def __exit__(self, *_: Any) -> None:
-        import signal
-
-        if self.previous is not None:  # the handler this process had before training
-            signal.signal(signal.SIGTERM, self.previous)
-            self.previous = None
+        for signum, previous in self.previous.items():  # the handlers from before training
+            signal.signal(signum, previous)
+        self.previous = {}
 
 
 def data_fingerprint(domains: dict[str, DomainImages | StreamedDomain]) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -188,6 +189,15 @@ def _pop_random(buffer: list, rng: random.Random):
     return buffer.pop()
 
 
+def ignore_stop_signals(_worker_id: int) -> None:
+    """DataLoader workers ignore SIGTERM and SIGINT. Sent to the whole process group, the
+    signal would otherwise kill them before the training process could finish its step and
+    checkpoint (the loader then fails the run with "worker exited unexpectedly"). The
+    training process stops them itself when it exits."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 class StreamedDomain:
     """A training domain read through `DatasetStream` and a DataLoader: `next_batch()`
     gives this rank's batch. Quacks like `DomainImages` for sample grids and fingerprints."""
@@ -200,6 +210,7 @@ class StreamedDomain:
             batch_size=stream.batch_size,
             num_workers=num_workers,
             persistent_workers=num_workers > 0,
+            worker_init_fn=ignore_stop_signals,
             prefetch_factor=2 if num_workers > 0 else None,
         )
         self._batches: Iterator[torch.Tensor] | None = None
