@@ -82,7 +82,7 @@ def _add_training_arguments(group: Any) -> None:
     )
     group.add_argument("--image-size", type=int, metavar="PX")
     group.add_argument("--seed", type=int)
-    group.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"))
+    group.add_argument("--amp", choices=("auto", "bf16", "fp16", "off", "fp64"))
     group.add_argument("--checkpoint-every", type=int, metavar="N")
     group.add_argument("--sample-every", type=int, metavar="N")
     group.add_argument(

@@ -228,7 +228,7 @@ class FeatureExtractor:
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
-        self.model = load_pretrained().to(self.device)
+        self.model = load_pretrained().float().to(self.device)  # fp32 under --amp fp64 too
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float().to(self.device)

@@ -37,6 +37,11 @@ ADVERSARIAL_LOSSES = ("lsgan", "bce", "wgan-gp", "hinge")
 Outputs = torch.Tensor | list[torch.Tensor]
 
 
+def _full(x: torch.Tensor) -> torch.Tensor:
+    """Losses in fp32 even under autocast; fp64 (`--amp fp64`) stays fp64."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
 def _check(kind: str) -> None:
     if kind not in ADVERSARIAL_LOSSES:
         raise ValueError(f"unknown adversarial loss {kind!r}; choose one of {ADVERSARIAL_LOSSES}")
@@ -48,7 +53,7 @@ def discriminator_loss(kind: str, real: Outputs, fake: Outputs) -> torch.Tensor:
     if isinstance(real, list):
         pairs = zip(real, fake, strict=True)
         return torch.stack([discriminator_loss(kind, r, f) for r, f in pairs]).mean()
-    real, fake = real.float(), fake.float()  # losses in fp32 even under autocast
+    real, fake = _full(real), _full(fake)  # losses in fp32 even under autocast
     if kind == "lsgan":
         return 0.5 * (((real - 1) ** 2).mean() + (fake**2).mean())
     if kind == "bce":
@@ -65,7 +70,7 @@ def generator_loss(kind: str, fake: Outputs) -> torch.Tensor:
     _check(kind)
     if isinstance(fake, list):
         return torch.stack([generator_loss(kind, f) for f in fake]).mean()
-    fake = fake.float()
+    fake = _full(fake)
     if kind == "lsgan":
         return ((fake - 1) ** 2).mean()
     if kind == "bce":  # non-saturating: strong gradients while D still wins easily
@@ -86,25 +91,25 @@ def gradient_penalty(
     interpolates = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     scores = critic(interpolates)
     (gradients,) = torch.autograd.grad(
-        scores.float().sum(), interpolates, create_graph=True
+        _full(scores).sum(), interpolates, create_graph=True
     )  # (B, C, H, W)
-    norms = gradients.flatten(1).float().norm(2, dim=1)
+    norms = _full(gradients.flatten(1)).norm(2, dim=1)
     return ((norms - 1) ** 2).mean()
 
 
 def cycle_loss(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     """L1 between F(G(x)) and x: the translation must be invertible (CycleGAN)."""
-    return F.l1_loss(reconstructed.float(), original.float())
+    return F.l1_loss(_full(reconstructed), _full(original))
 
 
 def identity_loss(mapped: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     """L1 between G(y) and y for y already in G's target domain: keeps colours stable."""
-    return F.l1_loss(mapped.float(), original.float())
+    return F.l1_loss(_full(mapped), _full(original))
 
 
 def reconstruction_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L1 to a paired target (pix2pix)."""
-    return F.l1_loss(output.float(), target.float())
+    return F.l1_loss(_full(output), _full(target))
 
 
 def patch_nce_loss(
@@ -119,7 +124,7 @@ def patch_nce_loss(
     picking the positive, averaged over locations and images.
     """
     keys = keys.detach()  # the input's side is the target, as in CUT
-    logits = torch.bmm(queries.float(), keys.float().transpose(1, 2)) / temperature  # (B,N,N)
+    logits = torch.bmm(_full(queries), _full(keys).transpose(1, 2)) / temperature  # (B,N,N)
     batch, count, _ = logits.shape
     targets = torch.arange(count, device=logits.device).expand(batch, count)
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten())

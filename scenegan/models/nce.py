@@ -37,7 +37,9 @@ class PatchProjector(nn.Module):
         for mlp, feature_map, where in zip(self.mlps, feature_maps, locations, strict=True):
             flat = feature_map.flatten(2).transpose(1, 2)  # (B, H_l * W_l, C_l)
             picked = flat[:, where.to(flat.device)]  # (B, N, C_l)
-            outputs.append(F.normalize(mlp(picked.float()), dim=-1))
+            if picked.dtype != torch.float64:  # fp32 under autocast; fp64 stays fp64
+                picked = picked.float()
+            outputs.append(F.normalize(mlp(picked), dim=-1))
         return outputs
 
 

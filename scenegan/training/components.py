@@ -181,12 +181,13 @@ _AUGMENTS = {"color": _color, "translation": _translation, "cutout": _cutout}
 
 class Precision:
     """Autocast + loss scaling for one device. CPU: plain fp32. CUDA: bf16 when the GPU
-    supports it (no scaler needed), else fp16 with a GradScaler per optimizer."""
+    supports it (no scaler needed), else fp16 with a GradScaler per optimizer. `fp64`: no
+    autocast; the training loop makes float64 the default dtype (exactness checks)."""
 
     def __init__(self, mode: str, device: torch.device, names: list[str]) -> None:
-        if mode not in ("auto", "bf16", "fp16", "off"):
-            raise ValueError(f"amp={mode!r}: choose auto, bf16, fp16 or off")
-        if device.type != "cuda" or mode == "off":
+        if mode not in ("auto", "bf16", "fp16", "off", "fp64"):
+            raise ValueError(f"amp={mode!r}: choose auto, bf16, fp16, off or fp64")
+        if device.type != "cuda" or mode in ("off", "fp64"):
             self.dtype = None
         elif mode == "auto":
             self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

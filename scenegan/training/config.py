@@ -59,7 +59,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     ema_rampup: float = 0.05  # EMA half-life <= this x steps done (StyleGAN2-ADA); 0: off
     seed: int = 0
-    amp: str = "auto"  # auto (bf16/fp16 on CUDA, off on CPU) | bf16 | fp16 | off
+    amp: str = "auto"  # auto (bf16/fp16 on CUDA, off on CPU) | bf16 | fp16 | off | fp64
     # bookkeeping
     log_every: int = 10
     sample_every: int = 500

@@ -102,7 +102,7 @@ class DomainImages:
             top, left, flip = crops[position] if crops is not None else (centre, centre, False)
             crop = self.pixels(index)[:, top : top + self.image_size, left : left + self.image_size]
             out.append(crop.flip(-1) if flip else crop)
-        return torch.stack(out).float().div_(127.5).sub_(1.0)
+        return torch.stack(out).to(torch.get_default_dtype()).div_(127.5).sub_(1.0)
 
 
 @lru_cache(maxsize=8)

@@ -68,7 +68,25 @@ def training_loop(
     on_step: Callable[[int, Task], None] | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train to `config.steps`. `on_step(step, task)` runs after each step (tests, hooks)."""
+    """Train to `config.steps`. `on_step(step, task)` runs after each step (tests, hooks).
+
+    `config.amp == "fp64"` trains in float64 throughout (default dtype for the run)."""
+    previous = torch.get_default_dtype()
+    if config.amp == "fp64":
+        torch.set_default_dtype(torch.float64)
+    try:
+        return _training_loop(config, resume=resume, on_step=on_step, progress=progress)
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _training_loop(
+    config: TrainConfig,
+    *,
+    resume: bool,
+    on_step: Callable[[int, Task], None] | None,
+    progress: bool,
+) -> TrainResult:
     rank, world_size = _init_distributed()
     device = _device()
     run = RunDirectory(config.output)

@@ -179,7 +179,7 @@ def training_crop(data: bytes, image_size: int, load_size: int, seed: int | None
         top, left, flip = rng.randint(0, margin), rng.randint(0, margin), rng.random() < 0.5
     crop = pixels[:, top : top + image_size, left : left + image_size]
     crop = crop.flip(-1) if flip else crop
-    return crop.float().div_(127.5).sub_(1.0)
+    return crop.to(torch.get_default_dtype()).div_(127.5).sub_(1.0)
 
 
 def _pop_random(buffer: list, rng: random.Random):

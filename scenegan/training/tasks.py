@@ -96,7 +96,7 @@ class Task:
         crops) one process would at the same global batch."""
         images = self.domains[domain]
         if isinstance(images, StreamedDomain):  # already this rank's share, augmented
-            batch = images.next_batch().to(self.device)
+            batch = images.next_batch().to(self.device, torch.get_default_dtype())
             if self.device.type == "cuda":
                 batch = batch.contiguous(memory_format=torch.channels_last)
             return batch
