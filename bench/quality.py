@@ -79,6 +79,12 @@ def main() -> int:
     parser.add_argument("--configs", default=DEFAULT_CONFIGS)
     parser.add_argument("--data", default=str(ROOT / "scenegan" / "sample"))
     parser.add_argument("--out", default="bench-output/quality")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="take a configuration's result from an earlier run into the same --out with the "
+        "same budget and size, instead of training it again",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # worker mode: one configuration
     args = parser.parse_args()
     if args.one:
@@ -97,6 +103,11 @@ def main() -> int:
 
 
 def _spawn(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    earlier = Path(args.out) / f"{name}.json"
+    if args.reuse and earlier.exists():
+        result = json.loads(earlier.read_text())
+        if result["budget_cpu_s"] == args.budget and result["size"] == args.size:
+            return result
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     command = [sys.executable, __file__, "--one", name, "--budget", str(args.budget)]
     command += ["--size", str(args.size), "--data", args.data, "--out", args.out]
@@ -153,8 +164,10 @@ def run_one(name: str, budget: float, size: int, data: str, out: str) -> dict[st
     outputs = judging.translate(generator, photos)
     scores = judging.style_scores(photos, outputs, paintings)
     torch.save(outputs[:SHEET_COLUMNS].clone(), Path(out) / f"{name}.pt")
-    return {
+    result = {
         "name": name,
+        "budget_cpu_s": budget,
+        "size": size,
         "task": task_name,
         "preset": preset,
         "overrides": overrides,
@@ -166,6 +179,8 @@ def run_one(name: str, budget: float, size: int, data: str, out: str) -> dict[st
         "paintings": int(paintings.shape[0]),
         **{key: round(value, 4) for key, value in scores.items()},
     }
+    (Path(out) / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def _probe(config, training_loop) -> float:
