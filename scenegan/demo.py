@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from scenegan import artifact, metrics
+from scenegan import artifact, metrics, registry
 from scenegan.scenes import render_scene, write_scenes
 from scenegan.styles import apply_style
 from scenegan.training import resolve_config, training_loop
+from scenegan.training.export import exportable
 from scenegan.training.run import image_grid
 
 PHOTO_SEED = 10
@@ -76,7 +77,9 @@ def run_demo(
     )
     scores, latest = export_and_promote(output, style, config.image_size)
     write_before_after(
-        output / "stylized.png", artifact.load_model(latest).generator, config.image_size
+        output / "stylized.png",
+        artifact.load_model(registry.resolve_model_path(latest)).generator,
+        config.image_size,
     )
     held_out = output / "held-out"
     write_scenes(held_out, 12, width=size, height=size, seed=metrics.HELD_OUT_SEED, prefix="new")
@@ -106,9 +109,7 @@ def export_and_promote(output: Path, style: str, image_size: int) -> tuple[dict[
     """Export the run as MODEL `output/model` with its known-answer scores as metrics, and
     promote it (judged on PSNR) to `output/registry`; returns the scores and the registry's
     `latest` path. A rerun finds the same weights already registered."""
-    from scenegan import registry
-
-    generator, fields = artifact.exportable(str(output / "run"))
+    generator, fields = exportable(str(output / "run"))
     scores = metrics.known_answer_scores(generator, style, size=image_size)
     fields["metrics"] = {**fields["metrics"], **{k: round(v, 4) for k, v in scores.items()}}
     info = artifact.save_model(str(output / "model"), generator, **fields)

@@ -11,6 +11,7 @@ import torch
 from scenegan import artifact, cli
 from scenegan.scenes import write_scenes
 from scenegan.training import checkpoint as ckpt
+from scenegan.training.export import export_model
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +63,14 @@ def test_export_writes_model_json_and_loads_to_the_ema_generator(trained_run, tm
 
 
 def test_export_is_deterministic_in_its_model_id(trained_run, tmp_path):
-    first = artifact.export_model(str(trained_run), str(tmp_path / "a"))
-    second = artifact.export_model(str(trained_run), str(tmp_path / "b"))
+    first = export_model(str(trained_run), str(tmp_path / "a"))
+    second = export_model(str(trained_run), str(tmp_path / "b"))
     assert first["model_id"] == second["model_id"]
 
 
 @pytest.fixture
 def model_dir(trained_run, tmp_path) -> Path:
-    artifact.export_model(str(trained_run), str(tmp_path / "model"))
+    export_model(str(trained_run), str(tmp_path / "model"))
     return tmp_path / "model"
 
 
@@ -101,7 +102,7 @@ def test_unknown_architecture_and_missing_files_are_refused(model_dir, tmp_path)
 
 def test_export_of_a_run_without_checkpoints_says_so(tmp_path):
     with pytest.raises(artifact.ModelError, match="no checkpoint"):
-        artifact.export_model(str(tmp_path), str(tmp_path / "model"))
+        export_model(str(tmp_path), str(tmp_path / "model"))
     assert cli.main(["export", "--run", str(tmp_path), "--output", str(tmp_path / "m")]) == 1
 
 
