@@ -473,13 +473,13 @@ def validate(options: StylizeOptions, generate: bool = False) -> artifact.Loaded
     # even if a promote moves `latest` while the job runs.
     options.model = resolve_model_path(options.model)
     model = artifact.load_model(options.model)
-    if generate and model.task != "unconditional":
+    if generate and not model.generates_from_noise:
         raise ValueError(
-            f"{options.model} is a {model.task} model; generate needs an "
-            "unconditional one (use stylize)"
+            f"{options.model} is an {model.kind} model; generate needs a noise-to-image "
+            "one (use stylize)"
         )
-    if not generate and model.task == "unconditional":
-        raise ValueError(f"{options.model} is unconditional; use `scenegan generate`")
+    if not generate and model.generates_from_noise:
+        raise ValueError(f"{options.model} is a {model.kind} model; use `scenegan generate`")
     return model
 
 

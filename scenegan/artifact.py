@@ -1,7 +1,8 @@
 """The exported MODEL: what stylize and generate load, and nothing else.
 
     MODEL/weights.pt   the generator's state_dict (tensors only; torch.load weights_only)
-    MODEL/model.json   architecture + constructor arguments, task, normalization, image
+    MODEL/model.json   architecture + constructor arguments, kind (image-to-image or
+                       noise-to-image), task, normalization, image
                        size, stride, training data fingerprint, steps, metrics, model_id
                        (sha256 of the weights' names, dtypes, shapes and values), created_at
 
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 
 from scenegan import storage
-from scenegan.models import ARCHITECTURES, architecture_name, build_model
+from scenegan.models import ARCHITECTURES, NOISE_TO_IMAGE, architecture_name, build_model, kind_of
 
 FORMAT = "scenegan-model/1"
 NORMALIZATION = "tanh"  # pixels enter and leave the generator as (x / 127.5) - 1
@@ -44,6 +45,15 @@ class LoadedModel:
     @property
     def task(self) -> str:
         return str(self.info["task"])
+
+    @property
+    def kind(self) -> str:
+        """What the generator maps: image-to-image or noise-to-image (models.kind_of)."""
+        return str(self.info.get("kind") or kind_of(self.info["architecture"]))
+
+    @property
+    def generates_from_noise(self) -> bool:
+        return self.kind == NOISE_TO_IMAGE
 
     @property
     def stride(self) -> int:
@@ -81,6 +91,7 @@ def save_model(
         "model_id": weights_hash(weights),
         "architecture": architecture_name(generator),
         "arguments": dict(generator.config),
+        "kind": getattr(generator, "kind", None),
         "task": task,
         "normalization": NORMALIZATION,
         "image_size": image_size,

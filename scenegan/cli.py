@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from scenegan import __version__
+from scenegan.training.config import ConfigError
 
 BEAM_EPILOG = (
     "Any Apache Beam pipeline option is accepted too, e.g. --runner DataflowRunner "
@@ -34,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.pipeline_argv = argv[argv.index(args.command) + 1 :]  # everything after the command
     try:
         return int(args.handler(args) or 0)
-    except UsageError as error:
+    except (UsageError, ConfigError) as error:
         print(f"scenegan {args.command}: error: {error}", file=sys.stderr)
         return 2
     except (RuntimeError, FileNotFoundError, ValueError) as error:

@@ -297,8 +297,8 @@ def generate_images(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(index, (H, W, 3) uint8) for images 0..count-1 (or the given `indices`) of an
     unconditional MODEL; image i depends only on (seed, i), whatever the batching."""
-    if model.task != "unconditional":
-        raise ValueError(f"model {model.model_id[:12]} is a {model.task} model: use stylize")
+    if not model.generates_from_noise:
+        raise ValueError(f"model {model.model_id[:12]} is {model.kind}: use stylize")
     generator = model.generator.to(pick_device(device)).eval()
     wanted = list(range(count)) if indices is None else indices
     latent = int(model.info["arguments"]["latent_dim"])

@@ -74,7 +74,7 @@ def test_promote_versions_latest_refusal_and_resolution(root, models):
     assert again.version == "v0002" and "already registered" in again.message
     assert registry.versions(root, "p2p") == ["v0001", "v0002", "v0003", "v0004"]
 
-    latest = artifact.load_model(f"{root}/p2p/latest")
+    latest = artifact.load_model(registry.resolve_model_path(f"{root}/p2p/latest"))
     pinned = artifact.load_model(f"{root}/p2p/v0002")
     assert latest.model_id == forced.model_id and pinned.model_id == better.model_id
     metrics = json.loads(storage.read_bytes(f"{root}/p2p/v0002/metrics.json"))

@@ -14,10 +14,10 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "PRESETS": "scenegan.training.config",
-    "TASKS": "scenegan.training.config",
+    "PRESETS": "scenegan.training.resolve",
+    "TASKS": "scenegan.training.tasks",
     "TrainConfig": "scenegan.training.config",
-    "resolve_config": "scenegan.training.config",
+    "resolve_config": "scenegan.training.resolve",
     "Preempted": "scenegan.training.loop",
     "TrainResult": "scenegan.training.loop",
     "training_loop": "scenegan.training.loop",

@@ -1,89 +1,95 @@
-"""The `scenegan train` training flags (what a run is) and the config they resolve to."""
+"""The `scenegan train` training flags, generated from TrainConfig's fields.
+
+Each field with a flag (`config.option`) becomes `--field-name`, typed from its
+annotation, with its help text, choices and bounds; booleans become --x / --no-x. Every
+flag defaults to None ("the preset's value"), so a preset fills what the command line does
+not say. A field added to TrainConfig gets its flag here without an edit; the values are
+checked by `resolve.resolve_config`, not by argparse, so every error reads the same.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import typing
 from typing import Any
 
-from scenegan.training.config import PRESETS, TASKS, TrainConfig
+from scenegan.training.config import TrainConfig
+from scenegan.training.resolve import PRESETS, resolve_config
+from scenegan.training.tasks import TASKS
+
+# Fields whose choices live with the tasks, which import config.py (so it cannot name them).
+TASK_CHOICES = {"task": tuple(TASKS), "preset": PRESETS}
+
+LOAD_SIZE_RATIO = 1.12  # --image-size without --load-size: crop from 1.12x (CycleGAN)
+
+
+def config_fields() -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("flag", True)]
 
 
 def add_training_arguments(group: Any) -> None:
-    group.add_argument("--data", required=True, metavar="DATASET", help="ingest output")
-    group.add_argument("--output", required=True, metavar="RUN", help="run directory")
-    group.add_argument("--task", choices=TASKS, default="unpaired")
-    group.add_argument("--source-domain", metavar="NAME")
-    group.add_argument("--target-domain", metavar="NAME")
-    group.add_argument("--preset", default="small", metavar="NAME", help=" | ".join(PRESETS))
-    group.add_argument("--steps", type=int, metavar="N")
+    """One flag per TrainConfig field, plus --resume."""
+    hints = typing.get_type_hints(TrainConfig)
+    for field in config_fields():
+        group.add_argument(f"--{field.name.replace('_', '-')}", **_argument(field, hints))
     group.add_argument(
         "--resume", action="store_true", help="continue from the run's last checkpoint"
     )
-    group.add_argument(
-        "--generator",
-        choices=("resnet", "light", "unet"),
-        help="image-to-image generator (default: the preset's)",
-    )
-    group.add_argument("--loss", choices=("lsgan", "bce", "wgan-gp", "hinge"))
-    group.add_argument(
-        "--augment",
-        metavar="POLICY",
-        help="DiffAugment policy for small style sets, e.g. color,translation,cutout",
-    )
-    group.add_argument(
-        "--batch-size",
-        type=int,
-        metavar="N",
-        help="per process; under torchrun the global batch is N x processes",
-    )
-    group.add_argument(
-        "--pool-size", type=int, metavar="N", help="history pool of fakes per domain (0: off)"
-    )
-    group.add_argument("--image-size", type=int, metavar="PX")
-    group.add_argument("--seed", type=int)
-    group.add_argument("--amp", choices=("auto", "bf16", "fp16", "off", "fp64"))
-    group.add_argument("--checkpoint-every", type=int, metavar="N")
-    group.add_argument("--sample-every", type=int, metavar="N")
-    group.add_argument(
-        "--eval-every",
-        type=int,
-        metavar="N",
-        help="held-out metrics every N steps (0: at the end; -1: never)",
-    )
-    group.add_argument(
-        "--reader",
-        choices=("auto", "memory", "stream"),
-        help="stream an ingested dataset's row groups (auto: stream when --data "
-        "is ingested and the task is not paired) or read every image into memory",
-    )
-    group.add_argument("--loader-workers", type=int, metavar="N", help="streaming reader workers")
-    group.add_argument("--shuffle-buffer", type=int, metavar="N", help="streaming shuffle buffer")
+
+
+def _argument(field: dataclasses.Field, hints: dict[str, Any]) -> dict[str, Any]:
+    meta = field.metadata
+    kind = _scalar(hints[field.name])
+    help_text = meta.get("help") or field.name.replace("_", " ")
+    owners = [name for name, task in TASKS.items() if field.name in task.options]
+    if owners:
+        help_text += f" (task {', '.join(owners)})"
+    choices = TASK_CHOICES.get(field.name, meta.get("choices"))
+    if choices is not None:
+        help_text += f"; one of: {', '.join(choices() if callable(choices) else choices)}"
+    bounds = _bounds(meta)
+    if bounds:
+        help_text += f"; {bounds}"
+    default = meta.get("flag_default")
+    if default is not None:
+        help_text += f" (default: {default})"
+    elif not meta.get("required"):
+        help_text += " (default: the preset's)"
+    argument: dict[str, Any] = {"help": help_text, "default": default}
+    if meta.get("required"):
+        argument["required"] = True
+    if kind is bool:
+        argument["action"] = argparse.BooleanOptionalAction
+        return argument
+    argument["type"] = kind
+    argument["metavar"] = meta.get("metavar") or {int: "N", float: "X"}.get(kind, "NAME")
+    return argument
+
+
+def _bounds(meta: Any) -> str:
+    parts = []
+    if meta.get("minimum") is not None:
+        parts.append(f">= {meta['minimum']}")
+    if meta.get("maximum") is not None:
+        parts.append(f"<= {meta['maximum']}")
+    if meta.get("below") is not None:
+        parts.append(f"< {meta['below']}")
+    return " and ".join(parts)
+
+
+def _scalar(hint: Any) -> type:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return _scalar(args[0]) if args else hint
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    from scenegan.training.config import resolve_config
-
+    """The resolved config of parsed training flags (`resolve_config` checks it)."""
     overrides = {
-        "data": args.data,
-        "output": args.output,
-        "source_domain": args.source_domain,
-        "target_domain": args.target_domain,
-        "steps": args.steps,
-        "loss": args.loss,
-        "augment": args.augment,
-        "batch_size": args.batch_size,
-        "seed": args.seed,
-        "pool_size": args.pool_size,
-        "amp": args.amp,
-        "checkpoint_every": args.checkpoint_every,
-        "sample_every": args.sample_every,
-        "eval_every": args.eval_every,
-        "reader": args.reader,
-        "loader_workers": args.loader_workers,
-        "shuffle_buffer": args.shuffle_buffer,
+        field.name: getattr(args, field.name)
+        for field in config_fields()
+        if field.name not in ("task", "preset")
     }
-    if args.image_size:
-        overrides.update(image_size=args.image_size, load_size=round(args.image_size * 1.12))
-    if args.generator:
-        overrides["generator"] = args.generator
+    if args.image_size and args.load_size is None:
+        overrides["load_size"] = round(args.image_size * LOAD_SIZE_RATIO)
     return resolve_config(args.task, args.preset, **overrides)

@@ -120,6 +120,7 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, argparse.Namespace, 
 
 
 def resolve(args: argparse.Namespace) -> TrainConfig:
+    """The checked config of the training flags (a ConfigError says what is wrong)."""
     return config_from_args(args)
 
 
