@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from scenegan import artifact, metrics, registry
+from scenegan.pixels import to_tensor
 from scenegan.scenes import render_scene, write_scenes
 from scenegan.styles import apply_style
 from scenegan.training import resolve_config, training_loop
@@ -183,10 +184,7 @@ def write_preview(path: Path, *, style: str, size: int, columns: int = 6) -> Non
 def write_before_after(path: Path, generator: torch.nn.Module, size: int, zoom: int = 3) -> None:
     """Unseen scenes (top) and the generator's stylization (bottom), at the size it was
     trained on, enlarged `zoom` times with nearest neighbours so the pixels stay honest."""
-    import numpy as np
-
-    photos = [np.array(render_scene(metrics.HELD_OUT_SEED, i, size, size)) for i in range(6)]
-    x = torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = to_tensor([render_scene(metrics.HELD_OUT_SEED, i, size, size) for i in range(6)])
     sheet = image_grid([x, generator(x)])
     _save(sheet.resize((sheet.width * zoom, sheet.height * zoom), Image.Resampling.NEAREST), path)
 
