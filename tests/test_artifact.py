@@ -14,12 +14,8 @@ from scenegan.training import checkpoint as ckpt
 from scenegan.training.export import export_model
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("artifact")
-    write_scenes(root / "data" / "photo", 12, width=40, height=40, seed=0)
-    write_scenes(root / "data" / "painting", 12, width=40, height=40, seed=1, style="cartoon")
-    run = root / "run"
+def train_run(root: Path, name: str) -> Path:
+    run = root / name
     code = cli.main(
         [
             "train",
@@ -43,6 +39,14 @@ def trained_run(tmp_path_factory) -> Path:
     return run
 
 
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("artifact")
+    write_scenes(root / "data" / "photo", 12, width=40, height=40, seed=0)
+    write_scenes(root / "data" / "painting", 12, width=40, height=40, seed=1, style="cartoon")
+    return train_run(root, "run")
+
+
 def test_export_writes_model_json_and_loads_to_the_ema_generator(trained_run, tmp_path):
     model_dir = tmp_path / "model"
     assert cli.main(["export", "--run", str(trained_run), "--output", str(model_dir)]) == 0
@@ -62,10 +66,14 @@ def test_export_writes_model_json_and_loads_to_the_ema_generator(trained_run, tm
     assert torch.equal(loaded.generator(x), reference.eval()(x))
 
 
-def test_export_is_deterministic_in_its_model_id(trained_run, tmp_path):
+def test_two_runs_with_the_same_seed_export_the_same_model(trained_run, tmp_path):
+    again = train_run(trained_run.parent, "again")  # an independent run, same seed and data
     first = export_model(str(trained_run), str(tmp_path / "a"))
-    second = export_model(str(trained_run), str(tmp_path / "b"))
+    second = export_model(str(again), str(tmp_path / "b"))
     assert first["model_id"] == second["model_id"]
+    assert (tmp_path / "a" / "weights.pt").read_bytes() == (
+        tmp_path / "b" / "weights.pt"
+    ).read_bytes()
 
 
 @pytest.fixture
