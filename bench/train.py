@@ -25,8 +25,7 @@ import torch
 from scenegan.models import LightGenerator, ResnetGenerator, count_flops
 from scenegan.scenes import write_scenes
 from scenegan.training import resolve_config
-from scenegan.training.loop import load_domains
-from scenegan.training.tasks import build_task
+from scenegan.training.tasks import task_class
 
 
 def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
@@ -57,7 +56,8 @@ def training_speed(preset: str, data: Path, steps: int) -> tuple[float, float]:
         steps=steps + 1,
         test_fraction=0.0,
     )
-    task = build_task(config, torch.device("cpu"), 0, 1, load_domains(config))
+    task_type = task_class(config.task)
+    task = task_type(config, torch.device("cpu"), 0, 1, task_type.load_domains(config))
     task.train_step(0)  # warm-up
     started = time.perf_counter()
     for step in range(1, steps + 1):

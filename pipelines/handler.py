@@ -83,6 +83,10 @@ class SceneModelHandler(ModelHandler[np.ndarray, PredictionResult, Stylizer]):
         model_id = model.model.model_id
         return [PredictionResult(None, output, model_id) for output in outputs]
 
+    def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
+        """The arrays' own size (Beam's default pickles every batch to measure it)."""
+        return sum(image.nbytes for image in batch)
+
     def batch_elements_kwargs(self) -> dict[str, Any]:
         size = self.max_batch_size
         return {"min_batch_size": size, "max_batch_size": size}

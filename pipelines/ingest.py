@@ -1,6 +1,6 @@
 """The ingest pipeline: scene images (folders, buckets, manifests, archives) to a dataset.
 
-    PATTERNs -> ExpandInputs -> Reshuffle -> SkipIngested (join on source_uri)
+    PATTERNs -> ExpandInputs -> Reshuffle -> SkipIngested (anti-join on source_uri)
              -> HashInput -> ResolveDuplicates (join on image_id)
              -> DecodeImage (decode, validate, resize, encode) -> images / rejects Parquet
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +38,14 @@ from apache_beam.io.parquetio import ReadAllFromParquet, WriteToParquet
 from apache_beam.metrics import Metrics
 
 from pipelines import summary
-from pipelines.options import IngestOptions, make_pipeline, parse_options, use_storage_emulator
+from pipelines.joins import AntiJoin
+from pipelines.options import (
+    IngestOptions,
+    make_pipeline,
+    new_run_id,
+    parse_options,
+    use_storage_emulator,
+)
 from pipelines.sources import Candidate, MatchInputs, read_again, read_input
 from scenegan import dataset, imaging
 
@@ -94,24 +100,22 @@ def _reject(source_uri: str, reason: str, detail: str, now: datetime) -> dict[st
     return {"source_uri": source_uri, "reason": reason, "detail": detail, "ingested_at": now}
 
 
-class SkipIngested(beam.DoFn):
-    """(source_uri, {"new": candidates, "old": markers}) -> the candidates to process.
+def one_input(keyed: tuple[str, list[Candidate]]) -> Candidate:
+    """The candidates of one source_uri not yet in the domain -> one input: the same file
+    named twice (overlapping patterns) is one input, readable rather than failed."""
+    _, new = keyed
+    return min(new, key=lambda item: (item["reason"] is not None, item["detail"]))
 
-    An input that already has a row in the domain is accounted for: skip it. The same file
-    named twice (overlapping patterns) is one input."""
+
+class CountIngested(beam.DoFn):
+    """An input that already has a row in the domain is accounted for: count, skip it."""
 
     def __init__(self) -> None:
         self.skipped = Metrics.counter(NAMESPACE, "already_ingested")
 
-    def process(self, joined: tuple[str, dict[str, Iterable]]) -> Iterator[Candidate]:
-        _, groups = joined
-        new = list(groups["new"])
-        if not new:
-            return
-        if any(True for _ in groups["old"]):
-            self.skipped.inc()
-            return
-        yield min(new, key=lambda item: (item["reason"] is not None, item["detail"]))
+    def process(self, _: Any) -> Iterator[None]:
+        self.skipped.inc()
+        return iter(())
 
 
 class HashInput(beam.DoFn):
@@ -249,8 +253,8 @@ def build(pipeline: beam.Pipeline, options: IngestOptions, run_id: str) -> dict[
     """Add the ingest graph to `pipeline`; returns the written-file PCollections by output."""
     root, domain = options.output.rstrip("/"), options.domain
     now = datetime.now(UTC).replace(microsecond=0)
-    images_dir = f"{root}/images/domain={domain}"
-    rejects_dir = f"{root}/rejects/domain={domain}"
+    images_dir = dataset.images_dir(root, domain)
+    rejects_dir = dataset.rejects_dir(root, domain)
     old_images = f"{images_dir}/split=*/*.parquet"
     old_rejects = f"{rejects_dir}/*.parquet"
 
@@ -259,11 +263,12 @@ def build(pipeline: beam.Pipeline, options: IngestOptions, run_id: str) -> dict[
         (pipeline | "OldImageSources" >> ExistingKeys([old_images], "source_uri")),
         (pipeline | "OldRejectSources" >> ExistingKeys([old_rejects], "source_uri")),
     ) | "MergeOldSources" >> beam.Flatten()
-    fresh = (
-        {"new": candidates | "KeyBySource" >> beam.Map(_key_by_source), "old": seen_sources}
-        | "JoinOnSource" >> beam.CoGroupByKey()
-        | "SkipIngested" >> beam.ParDo(SkipIngested())
-    )
+    joined = {
+        "new": candidates | "KeyBySource" >> beam.Map(_key_by_source),
+        "done": seen_sources,
+    } | "SkipIngested" >> AntiJoin()
+    _ = joined[AntiJoin.DONE] | "CountIngested" >> beam.ParDo(CountIngested())
+    fresh = joined.todo | "OneInputPerSource" >> beam.Map(one_input)
     hashed = fresh | "HashInput" >> beam.ParDo(HashInput(now)).with_outputs(
         HashInput.FAILED, main="hashed"
     )
@@ -292,7 +297,7 @@ def build(pipeline: beam.Pipeline, options: IngestOptions, run_id: str) -> dict[
     written = {}
     for split in dataset.SPLITS:
         written[split] = routed[split] | f"Write{split.title()}" >> WriteToParquet(
-            f"{images_dir}/split={split}/part-{run_id}",
+            f"{dataset.images_dir(root, domain, split)}/part-{run_id}",
             schema=dataset.IMAGE_SCHEMA,
             file_name_suffix=".parquet",
             row_group_buffer_size=row_group,
@@ -333,16 +338,12 @@ class FinishDataset(beam.DoFn):
         yield self.root
 
 
-def new_run_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
-
-
 def run(argv: Sequence[str] | None = None, *, wait: bool = True) -> dict[str, Any]:
     """Run ingest; returns the counters, the manifest and the run id. `wait=False` (Flex
     Template launches) returns once the job is submitted, with only the run id and result."""
     options = parse_options(argv, IngestOptions)
     validate(options)
-    run_id = new_run_id()
+    run_id = new_run_id()  # names this run's files
     started = time.perf_counter()
     pipeline = make_pipeline(options)
     build(pipeline, options, run_id)

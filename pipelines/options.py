@@ -17,6 +17,8 @@ import argparse
 import datetime
 import json
 import os
+import time
+import uuid
 from collections.abc import Sequence
 
 import apache_beam as beam
@@ -285,6 +287,12 @@ def make_pipeline(options: PipelineOptions) -> beam.Pipeline:
                 direct.direct_num_workers = os.cpu_count() or 1
         return beam.Pipeline(runner=local_runner(options), options=options)
     return beam.Pipeline(options=options)
+
+
+def new_run_id() -> str:
+    """A run's id: its UTC start time and a random suffix, e.g. 20260102T030405-1a2b3c4d
+    (sorts by time; names the files and metadata partition a run writes)."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
 
 
 def use_storage_emulator() -> None:

@@ -31,6 +31,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from pipelines.options import use_storage_emulator
+from scenegan import dataset
 from scenegan.dataset import image_id_for
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ class ExpandInputs(beam.DoFn):
 
 def is_dataset_partition(pattern: str) -> bool:
     """A folder of an ingested dataset, e.g. DATASET/images/domain=photo/split=test."""
-    return "/images/domain=" in pattern and not (WILDCARDS & set(pattern))
+    return dataset.is_partition(pattern) and not (WILDCARDS & set(pattern))
 
 
 def dataset_rows(pattern: str) -> Iterator[Candidate]:

@@ -1,7 +1,7 @@
 """The stylize pipeline: a MODEL over folders, buckets, manifests or a dataset, nightly.
 
     PATTERNs -> ExpandInputs -> Reshuffle -> ProbeInput (hash, header size)
-             -> SkipStylized (join on image_id with OUT's metadata for this model_id)
+             -> SkipStylized (anti-join on image_id with OUT's metadata for this model_id)
              -> GroupByKey on (padded shape, shard) -> DecodeInput (decode, resize, pad)
              -> RunInference(SceneModelHandler) -> WriteOutput (crop, encode, atomic write)
              -> OUT/metadata/run=<run_id>/*.parquet, OUT/report/contact-<run_id>.png
@@ -23,7 +23,6 @@ import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -39,10 +38,12 @@ from PIL import Image
 
 from pipelines import summary
 from pipelines.handler import NoiseModelHandler, SceneModelHandler
+from pipelines.joins import AntiJoin
 from pipelines.options import (
     StylizeOptions,
     is_local,
     make_pipeline,
+    new_run_id,
     parse_options,
     use_storage_emulator,
 )
@@ -153,31 +154,26 @@ class ProbeInput(beam.DoFn):
         yield image_id, {**item, "data": keep, "shape": shape, "orig": (width, height)}
 
 
-class SkipStylized(beam.DoFn):
-    """(image_id, {"new": metas, "done": markers}) -> `skipped` rows when this model already
-    made the image, else the one meta to process (carrying the other inputs with the same
-    bytes, which share its output)."""
+def one_image(keyed: tuple[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The inputs of one image_id to stylize -> the one meta to process, carrying the
+    other inputs with the same bytes, which share its output."""
+    _, new = keyed
+    new = sorted(new, key=lambda meta: meta["source_uri"])
+    return {**new[0], "also": [meta["source_uri"] for meta in new[1:]]}
 
-    SKIPPED = "skipped"
+
+class SkippedRows(beam.DoFn):
+    """The inputs of an image this model_id already made -> their `skipped` rows."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def process(self, joined: tuple[str, dict[str, Iterable]]) -> Iterator[Any]:
-        _, groups = joined
-        new = sorted(groups["new"], key=lambda meta: meta["source_uri"])
-        if not new:
-            return
-        if any(True for _ in groups["done"]):
-            for meta in new:
-                yield beam.pvalue.TaggedOutput(
-                    self.SKIPPED,
-                    self.settings.row(
-                        meta, "skipped", "already_stylized", "by this model_id in an earlier run"
-                    ),
-                )
-            return
-        yield {**new[0], "also": [meta["source_uri"] for meta in new[1:]]}
+    def process(self, keyed: tuple[str, list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+        _, new = keyed
+        for meta in sorted(new, key=lambda meta: meta["source_uri"]):
+            yield self.settings.row(
+                meta, "skipped", "already_stylized", "by this model_id in an earlier run"
+            )
 
 
 class KeyByShape(beam.DoFn):
@@ -342,14 +338,11 @@ def build(pipeline: beam.Pipeline, options: StylizeOptions, settings: Settings) 
         >> beam.ParDo(ProbeInput(settings)).with_outputs(ProbeInput.REJECTED, main="probed")
     )
     done = pipeline | "DoneImageIds" >> DoneImageIds(settings.output, settings.model_id)
-    todo = (
-        {"new": probed.probed, "done": done}
-        | "JoinOnImageId" >> beam.CoGroupByKey()
-        | "SkipStylized"
-        >> beam.ParDo(SkipStylized(settings)).with_outputs(SkipStylized.SKIPPED, main="todo")
-    )
+    joined = {"new": probed.probed, "done": done} | "SkipStylized" >> AntiJoin()
+    skipped = joined[AntiJoin.DONE] | "SkippedRows" >> beam.ParDo(SkippedRows(settings))
     decoded = (
-        todo.todo
+        joined.todo
+        | "OneInputPerImage" >> beam.Map(one_image)
         | "KeyByShape" >> beam.ParDo(KeyByShape(settings))
         # A plain GroupByKey, not GroupIntoBatches: the local runner shares the latter's
         # state between workers and flushes what is left in it from one worker, at the end
@@ -380,7 +373,7 @@ def build(pipeline: beam.Pipeline, options: StylizeOptions, settings: Settings) 
     _report(written[WriteOutput.THUMBNAILS], options.report_samples, settings)
     rows = (
         written.rows,
-        todo[SkipStylized.SKIPPED],
+        skipped,
         probed[ProbeInput.REJECTED],
         decoded[DecodeInput.REJECTED],
     )
@@ -473,13 +466,13 @@ def validate(options: StylizeOptions, generate: bool = False) -> artifact.Loaded
     # even if a promote moves `latest` while the job runs.
     options.model = resolve_model_path(options.model)
     model = artifact.load_model(options.model)
-    if generate and model.task != "unconditional":
+    if generate and not model.generates_from_noise:
         raise ValueError(
-            f"{options.model} is a {model.task} model; generate needs an "
-            "unconditional one (use stylize)"
+            f"{options.model} is an {model.kind} model; generate needs a noise-to-image "
+            "one (use stylize)"
         )
-    if not generate and model.task == "unconditional":
-        raise ValueError(f"{options.model} is unconditional; use `scenegan generate`")
+    if not generate and model.generates_from_noise:
+        raise ValueError(f"{options.model} is a {model.kind} model; use `scenegan generate`")
     return model
 
 
@@ -502,10 +495,7 @@ def run(
     options = parse_options(argv, StylizeOptions)
     use_storage_emulator()
     model = validate(options, generate)
-    run_id = (
-        options.run_id
-        or time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + (uuid.uuid4().hex[:8])
-    )
+    run_id = options.run_id or new_run_id()
     settings = Settings(options, model.model_id, model.stride, run_id)
     remove_leftovers(settings.output)
     started = time.perf_counter()

@@ -1,7 +1,8 @@
 """The exported MODEL: what stylize and generate load, and nothing else.
 
     MODEL/weights.pt   the generator's state_dict (tensors only; torch.load weights_only)
-    MODEL/model.json   architecture + constructor arguments, task, normalization, image
+    MODEL/model.json   architecture + constructor arguments, kind (image-to-image or
+                       noise-to-image), task, normalization, image
                        size, stride, training data fingerprint, steps, metrics, model_id
                        (sha256 of the weights' names, dtypes, shapes and values), created_at
 
@@ -22,8 +23,7 @@ import torch
 from torch import nn
 
 from scenegan import storage
-from scenegan.models import ARCHITECTURES, architecture_name, build_model
-from scenegan.training import checkpoint as ckpt
+from scenegan.models import ARCHITECTURES, NOISE_TO_IMAGE, architecture_name, build_model, kind_of
 
 FORMAT = "scenegan-model/1"
 NORMALIZATION = "tanh"  # pixels enter and leave the generator as (x / 127.5) - 1
@@ -47,6 +47,15 @@ class LoadedModel:
         return str(self.info["task"])
 
     @property
+    def kind(self) -> str:
+        """What the generator maps: image-to-image or noise-to-image (models.kind_of)."""
+        return str(self.info.get("kind") or kind_of(self.info["architecture"]))
+
+    @property
+    def generates_from_noise(self) -> bool:
+        return self.kind == NOISE_TO_IMAGE
+
+    @property
     def stride(self) -> int:
         return int(self.info.get("stride", 1))
 
@@ -61,42 +70,6 @@ def weights_hash(state: dict[str, torch.Tensor]) -> str:
             tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b""
         )
     return digest.hexdigest()
-
-
-def export_model(run: str, output: str, *, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Export the EMA generator of `run`'s latest checkpoint to `output`; returns model.json."""
-    generator, fields = exportable(run)
-    if metrics:
-        fields["metrics"] = metrics
-    return save_model(output, generator, **fields)
-
-
-def exportable(run: str) -> tuple[nn.Module, dict[str, Any]]:
-    """The EMA generator of `run`'s latest checkpoint and the `save_model` fields for it."""
-    state = ckpt.load_latest(run)
-    if state is None:
-        raise ModelError(f"{run} has no checkpoint to export; train it first")
-    name = state["export_network"]
-    spec = state["architectures"][name]
-    generator = build_model(spec["architecture"], spec["arguments"])
-    generator.load_state_dict(state["ema"][name])  # proves the weights fit the architecture
-    config = state["config"]
-    training = {
-        "data": config["data"],
-        "data_fingerprint": state.get("data_fingerprint"),
-        "config_hash": state["config_hash"],
-        "steps": int(state["step"]),
-        "preset": config.get("preset"),
-        "run": run,
-    }
-    return generator.eval(), {
-        "task": state["task"],
-        "image_size": config["image_size"],
-        "source_domain": config.get("source_domain"),
-        "target_domain": config.get("target_domain"),
-        "training": training,
-        "metrics": dict(state.get("metrics") or {}),
-    }
 
 
 def save_model(
@@ -118,6 +91,7 @@ def save_model(
         "model_id": weights_hash(weights),
         "architecture": architecture_name(generator),
         "arguments": dict(generator.config),
+        "kind": getattr(generator, "kind", None),
         "task": task,
         "normalization": NORMALIZATION,
         "image_size": image_size,
@@ -158,11 +132,9 @@ def read_model_info(path: str) -> dict[str, Any]:
 
 
 def load_model(path: str) -> LoadedModel:
-    """Load MODEL `path` (local or gs://) for inference, verifying it fully first.
-    `REGISTRY/<name>/latest` is resolved to the version it points to."""
-    from scenegan.registry import resolve_model_path
-
-    path = resolve_model_path(path)
+    """Load MODEL `path` (local or gs://) for inference, verifying it fully first. A
+    registry's `latest` pointer is resolved by the caller, once
+    (`registry.resolve_model_path`), so every worker loads the same version."""
     info = read_model_info(path)
     uri = storage.join(path, "weights.pt")
     try:

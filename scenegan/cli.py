@@ -13,14 +13,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from scenegan import __version__
+from scenegan.training.config import ConfigError
 
 BEAM_EPILOG = (
     "Any Apache Beam pipeline option is accepted too, e.g. --runner DataflowRunner "
     "--project P --region R --temp_location gs://BUCKET/tmp submits the same job to Dataflow."
-)
-PATTERN_HELP = (
-    "a local file, directory or glob, a gs:// glob, or a manifest (.txt with one URI per "
-    "line, or .parquet with a 'uri' column); repeatable"
 )
 
 
@@ -38,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.pipeline_argv = argv[argv.index(args.command) + 1 :]  # everything after the command
     try:
         return int(args.handler(args) or 0)
-    except UsageError as error:
+    except (UsageError, ConfigError) as error:
         print(f"scenegan {args.command}: error: {error}", file=sys.stderr)
         return 2
     except (RuntimeError, FileNotFoundError, ValueError) as error:
@@ -74,7 +71,7 @@ def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
-    from pipelines.train import add_arguments
+    from scenegan.training.launch import add_arguments
 
     add_arguments(parser)  # training flags + launch flags (local | torchrun | vertex)
 
@@ -229,13 +226,13 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from pipelines import train
+    from scenegan.training import launch
 
-    return train.run(args.pipeline_argv)
+    return launch.run(args.pipeline_argv)
 
 
 def _export(args: argparse.Namespace) -> int:
-    from scenegan.artifact import export_model
+    from scenegan.training.export import export_model
 
     info = export_model(args.run, args.output)
     if args.onnx or args.torchscript:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from scenegan import imaging, storage
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
 DEFAULT_TEST_FRACTION = 0.1
@@ -145,8 +148,31 @@ class SourceImage:
         return Path(self.source_uri.rsplit("/", 1)[-1]).stem
 
 
+# --- where things are: the one place the hive layout's folder names are spelt ----------
+
+
+def images_dir(root: str, domain: str | None = None, split: str | None = None) -> str:
+    """`ROOT/images[/domain=<domain>[/split=<split>]]`."""
+    parts = ["images"]
+    if domain is not None:
+        parts.append(f"domain={domain}")
+        if split is not None:
+            parts.append(f"split={split}")
+    return storage.join(root, *parts)
+
+
+def rejects_dir(root: str, domain: str | None = None) -> str:
+    """`ROOT/rejects[/domain=<domain>]`."""
+    return storage.join(root, "rejects", *([f"domain={domain}"] if domain is not None else []))
+
+
+def is_partition(path: str) -> bool:
+    """Whether `path` names a folder of the ingested layout, e.g. DATASET/images/domain=d/..."""
+    return "/images/domain=" in path
+
+
 def is_ingested(root: str) -> bool:
-    return storage.exists(storage.join(root, "images"))
+    return storage.exists(images_dir(root))
 
 
 def iter_domain(
@@ -164,7 +190,7 @@ def iter_domain(
     if not files:
         raise FileNotFoundError(
             f"no images for domain {domain!r}: expected an ingested dataset "
-            f"({storage.join(root, 'images')}) or image files in {directory}"
+            f"({images_dir(root)}) or image files in {directory}"
         )
     for uri in files:
         data = storage.read_bytes(uri)
@@ -180,7 +206,7 @@ def domain_files(root: str, domain: str) -> list[str]:
 
 
 def _iter_ingested(root: str, domain: str, splits: tuple[str, ...]) -> Iterator[SourceImage]:
-    filesystem, path = storage.resolve(storage.join(root, "images"))
+    filesystem, path = storage.resolve(images_dir(root))
     dataset = pads.dataset(path, filesystem=filesystem, format="parquet", partitioning="hive")
     matches = (pads.field("domain") == domain) & pads.field("split").isin(list(splits))
     table = dataset.to_table(columns=["image_id", "source_uri", "image"], filter=matches)
@@ -207,8 +233,7 @@ def read_manifest(root: str) -> dict | None:
     return json.loads(storage.read_bytes(uri))
 
 
-def _table(root: str, folder: str, columns: list[str]) -> pa.Table | None:
-    base = storage.join(root, folder)
+def _table(base: str, columns: list[str]) -> pa.Table | None:
     if not storage.exists(base):
         return None
     filesystem, path = storage.resolve(base)
@@ -222,11 +247,11 @@ def summarize(root: str) -> dict:
     """Counts by domain, split and reject reason, and content fingerprints, read from the
     Parquet files themselves (only the id and reason columns, never the images)."""
     domains: dict[str, dict] = {}
-    images = _table(root, "images", ["image_id", "domain", "split"])
+    images = _table(images_dir(root), ["image_id", "domain", "split"])
     for row in _group_counts(images, ["domain", "split"]):
         entry = domains.setdefault(row["domain"], {"images": {}, "rejects": {}})
         entry["images"][row["split"]] = row["count"]
-    rejects = _table(root, "rejects", ["reason", "domain"])
+    rejects = _table(rejects_dir(root), ["reason", "domain"])
     for row in _group_counts(rejects, ["domain", "reason"]):
         entry = domains.setdefault(row["domain"], {"images": {}, "rejects": {}})
         entry["rejects"][row["reason"]] = row["count"]
@@ -269,3 +294,101 @@ def write_manifest(root: str, domain: str, settings: dict) -> dict:
         storage.join(root, MANIFEST_NAME), json.dumps(manifest, indent=2).encode() + b"\n"
     )
     return manifest
+
+
+# --- can a training run use it --------------------------------------------------------
+
+
+class DatasetError(ValueError):
+    """A dataset the requested training cannot run on, with what to do about it."""
+
+
+def check_dataset(
+    root: str,
+    domains: Iterable[str],
+    *,
+    batch_size: int,
+    world_size: int = 1,
+    held_out: bool = True,
+) -> dict[str, dict[str, int]]:
+    """Refuse a dataset that `domains` cannot train on; returns {domain: {split: count}}.
+
+    Ingested datasets are checked from `_manifest.json` alone (no image is read); a folder
+    of domain folders is checked by listing them. `held_out`: warn when a domain has too
+    few test images for held-out metrics."""
+    domains = list(domains)
+    if not storage.exists(root):
+        raise DatasetError(
+            f"no dataset at {root}: make one with scenegan ingest --input PATTERN --domain "
+            f"NAME --output {root}"
+        )
+    ingested = is_ingested(root)
+    counts = _ingested_counts(root) if ingested else _folder_counts(root, domains)
+    needed = batch_size * world_size
+    for domain in domains:
+        if domain not in counts:
+            raise DatasetError(_missing_domain(root, domain, counts, ingested))
+        train = counts[domain].get("train", 0)
+        if train == 0:
+            rejected = counts[domain].get("rejected", 0)
+            why = f": all {rejected} of its inputs were rejected" if rejected else ""
+            raise DatasetError(
+                f"domain {domain!r} of {root} has no train images{why} (see "
+                f"{rejects_dir(root, domain)} for the reasons)"
+            )
+        if train < needed:  # trains, but every batch repeats images: worth a word
+            log.warning(
+                "domain %r has %d train images, fewer than one global batch (%d x %d "
+                "processes = %d): images repeat within batches",
+                domain,
+                train,
+                batch_size,
+                world_size,
+                needed,
+            )
+        if held_out and counts[domain].get("test", 0) < 2:
+            log.warning(
+                "domain %r has fewer than 2 test images: no held-out metrics, so "
+                "a registry promote has nothing to compare",
+                domain,
+            )
+    return counts
+
+
+def _missing_domain(
+    root: str, domain: str, counts: dict[str, dict[str, int]], ingested: bool
+) -> str:
+    if ingested:
+        known = ", ".join(sorted(counts)) or "none"
+        return (
+            f"{root} has no domain {domain!r} (it has: {known}); ingest it with "
+            f"--domain {domain}, or fix the domain name"
+        )
+    return (
+        f"no images for domain {domain!r}: {root} is neither an ingested dataset nor has "
+        f"a folder {storage.join(root, domain)} of images"
+    )
+
+
+def _ingested_counts(root: str) -> dict[str, dict[str, int]]:
+    manifest = read_manifest(root)
+    if manifest is None:
+        raise DatasetError(
+            f"{root} has images/ but no {MANIFEST_NAME} (an interrupted ingest?): "
+            "rerun scenegan ingest on the same inputs; it adds nothing twice and writes it"
+        )
+    counts: dict[str, dict[str, int]] = {}
+    for name, entry in manifest.get("domains", {}).items():
+        counts[name] = {split: int(n) for split, n in entry.get("images", {}).items()}
+        counts[name]["rejected"] = sum(int(n) for n in entry.get("rejects", {}).values())
+    return counts
+
+
+def _folder_counts(root: str, domains: list[str]) -> dict[str, dict[str, int]]:
+    counts = {}
+    for domain in domains:
+        images = domain_files(root, domain)
+        if images or storage.exists(storage.join(root, domain)):
+            # The split of a plain folder is only known after hashing; count all as train.
+            counts[domain] = {"train": len(images)}
+    return counts

@@ -19,10 +19,12 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from scenegan import artifact, metrics
+from scenegan import artifact, metrics, registry
+from scenegan.pixels import to_tensor
 from scenegan.scenes import render_scene, write_scenes
 from scenegan.styles import apply_style
 from scenegan.training import resolve_config, training_loop
+from scenegan.training.export import exportable
 from scenegan.training.run import image_grid
 
 PHOTO_SEED = 10
@@ -76,7 +78,9 @@ def run_demo(
     )
     scores, latest = export_and_promote(output, style, config.image_size)
     write_before_after(
-        output / "stylized.png", artifact.load_model(latest).generator, config.image_size
+        output / "stylized.png",
+        artifact.load_model(registry.resolve_model_path(latest)).generator,
+        config.image_size,
     )
     held_out = output / "held-out"
     write_scenes(held_out, 12, width=size, height=size, seed=metrics.HELD_OUT_SEED, prefix="new")
@@ -106,9 +110,7 @@ def export_and_promote(output: Path, style: str, image_size: int) -> tuple[dict[
     """Export the run as MODEL `output/model` with its known-answer scores as metrics, and
     promote it (judged on PSNR) to `output/registry`; returns the scores and the registry's
     `latest` path. A rerun finds the same weights already registered."""
-    from scenegan import registry
-
-    generator, fields = artifact.exportable(str(output / "run"))
+    generator, fields = exportable(str(output / "run"))
     scores = metrics.known_answer_scores(generator, style, size=image_size)
     fields["metrics"] = {**fields["metrics"], **{k: round(v, 4) for k, v in scores.items()}}
     info = artifact.save_model(str(output / "model"), generator, **fields)
@@ -182,10 +184,7 @@ def write_preview(path: Path, *, style: str, size: int, columns: int = 6) -> Non
 def write_before_after(path: Path, generator: torch.nn.Module, size: int, zoom: int = 3) -> None:
     """Unseen scenes (top) and the generator's stylization (bottom), at the size it was
     trained on, enlarged `zoom` times with nearest neighbours so the pixels stay honest."""
-    import numpy as np
-
-    photos = [np.array(render_scene(metrics.HELD_OUT_SEED, i, size, size)) for i in range(6)]
-    x = torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = to_tensor([render_scene(metrics.HELD_OUT_SEED, i, size, size) for i in range(6)])
     sheet = image_grid([x, generator(x)])
     _save(sheet.resize((sheet.width * zoom, sheet.height * zoom), Image.Resampling.NEAREST), path)
 

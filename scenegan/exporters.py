@@ -21,6 +21,7 @@ from torch import nn
 
 from scenegan import storage
 from scenegan.artifact import ModelError
+from scenegan.models import NOISE_TO_IMAGE, kind_of
 
 TOLERANCE = 1e-4
 ONNX_FILE = "generator.onnx"
@@ -28,10 +29,10 @@ TORCHSCRIPT_FILE = "generator.torchscript.pt"
 
 
 def input_spec(info: dict) -> tuple[list[tuple[int, ...]], dict[int, object]]:
-    """Two input shapes to verify with, and the dynamic dimensions, for a MODEL's task:
+    """Two input shapes to verify with, and the dynamic dimensions, for a MODEL's kind:
     images (B, 3, H, W) with H, W multiples of the stride, or noise (B, latent_dim)."""
     batch = torch.export.Dim("batch", min=1, max=1024)
-    if info["task"] == "unconditional":
+    if (info.get("kind") or kind_of(info["architecture"])) == NOISE_TO_IMAGE:
         latent = int(info["arguments"].get("latent_dim", 128))
         return [(1, latent), (3, latent)], {0: batch}
     stride = int(info.get("stride", 1))

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from scenegan import imaging
+from scenegan import imaging, pixels
 from scenegan.artifact import LoadedModel
 
 
@@ -97,14 +97,12 @@ class Stylizer:
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         """(B, H, W, 3) uint8 -> (B, H, W, 3) uint8 through the generator."""
-        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
-        x = x.div_(127.5).sub_(1.0)  # (B, 3, H, W) in [-1, 1]
+        x = pixels.normalize(torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2))
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
             y = self.generator(x)
-        y = y.float().clamp_(-1, 1).add_(1).mul_(127.5).round_().to(torch.uint8)
-        return y.permute(0, 2, 3, 1).cpu().numpy()
+        return pixels.to_pixels(y)  # (B, H, W, 3) uint8
 
     def run_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Outputs for `images` (any shapes, each a multiple of the stride), in order."""
@@ -297,8 +295,8 @@ def generate_images(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(index, (H, W, 3) uint8) for images 0..count-1 (or the given `indices`) of an
     unconditional MODEL; image i depends only on (seed, i), whatever the batching."""
-    if model.task != "unconditional":
-        raise ValueError(f"model {model.model_id[:12]} is a {model.task} model: use stylize")
+    if not model.generates_from_noise:
+        raise ValueError(f"model {model.model_id[:12]} is {model.kind}: use stylize")
     generator = model.generator.to(pick_device(device)).eval()
     wanted = list(range(count)) if indices is None else indices
     latent = int(model.info["arguments"]["latent_dim"])
@@ -307,8 +305,7 @@ def generate_images(
         noise = torch.stack([_noise(seed, index, latent) for index in chunk])
         with torch.inference_mode():
             out = generator(noise.to(next(generator.parameters()).device))
-        pixels = out.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-        yield from zip(chunk, pixels.permute(0, 2, 3, 1).cpu().numpy(), strict=True)
+        yield from zip(chunk, pixels.to_pixels(out), strict=True)
 
 
 def _noise(seed: int, index: int, latent: int) -> torch.Tensor:

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 
 from scenegan import metrics
 from scenegan.features import FeatureExtractor
+from scenegan.pixels import quantize, to_pixels
 
 LABEL_WIDTH = 150
 
@@ -25,7 +26,7 @@ def translate(generator: torch.nn.Module, images: torch.Tensor, batch: int = 8) 
     """(N, 3, H, W) in [-1, 1] through `generator` in eval mode, as 8-bit images become."""
     generator = generator.eval()
     outputs = torch.cat([generator(images[i : i + batch]) for i in range(0, len(images), batch)])
-    return torch.round((outputs.clamp(-1, 1) + 1) * 127.5) / 127.5 - 1
+    return quantize(outputs)
 
 
 def style_scores(
@@ -54,7 +55,6 @@ def labelled_sheet(rows: list[tuple[str, torch.Tensor]], gap: int = 4) -> Image.
     for r, (label, images) in enumerate(rows):
         top = gap + r * (height + gap)
         draw.multiline_text((6, top + height // 2 - 12), label, fill="black", spacing=2)
-        pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
-        for c, image in enumerate(pixels.permute(0, 2, 3, 1).numpy()):
+        for c, image in enumerate(to_pixels(images)):
             sheet.paste(Image.fromarray(image), (LABEL_WIDTH + c * (width + gap), top))
     return sheet

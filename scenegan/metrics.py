@@ -11,8 +11,8 @@
   0 = unrelated). Colour and texture changes, the point of stylization, barely move it.
 
 Features come from `scenegan.features` (ImageNet EfficientNet-Lite0, offline weights).
-`METRICS` is the registry the trainer evaluates; the first one, `kid`, is the quality
-metric a model is judged by (lower is better).
+`METRICS` is the registry the trainer evaluates; a registry promote judges a model by one
+of them (`registry.DEFAULT_METRIC`, kid: lower is better).
 """
 
 from __future__ import annotations
@@ -108,7 +108,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 FeatureMetric = Callable[[torch.Tensor, torch.Tensor], float]
 METRICS: dict[str, FeatureMetric] = {"kid": kid, "fid": fid}
-QUALITY_METRIC = "kid"  # lower is better
 
 
 HELD_OUT_SEED = 999  # a scene stream no demo or test trains on
@@ -128,17 +127,14 @@ def known_answer_scores(
     functions; the gap is how much of the style G has learnt."""
     import numpy as np
 
+    from scenegan.pixels import quantize, to_tensor
     from scenegan.scenes import render_scene
     from scenegan.styles import apply_style
 
-    def tensor(image) -> torch.Tensor:
-        return torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 127.5 - 1
-
     photos = [render_scene(seed, index, size, size) for index in range(count)]
-    x = torch.stack([tensor(p) for p in photos])
-    truth = torch.stack([tensor(apply_style(style, p)) for p in photos])
-    out = generator.eval()(x).clamp(-1, 1)
-    out = torch.round((out + 1) * 127.5) / 127.5 - 1  # scored as the 8-bit image it becomes
+    x = to_tensor(photos)
+    truth = to_tensor([apply_style(style, p) for p in photos])
+    out = quantize(generator.eval()(x))  # scored as the 8-bit image it becomes
     return {
         "psnr": float(np.mean([psnr(o, t) for o, t in zip(out, truth, strict=True)])),
         "identity_psnr": float(np.mean([psnr(p, t) for p, t in zip(x, truth, strict=True)])),

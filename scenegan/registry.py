@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from scenegan import artifact, storage
+from scenegan.training.export import exportable
 
 LATEST = "latest"
 LOCK = ".lock"
@@ -238,7 +239,7 @@ def _candidate(run: str | None, model: str | None) -> tuple[torch.nn.Module, dic
     if (run is None) == (model is None):
         raise RegistryError("promote needs exactly one of --run RUN or --model MODEL")
     if run is not None:
-        return artifact.exportable(run)
+        return exportable(run)
     loaded = artifact.load_model(resolve_model_path(str(model)))
     info = loaded.info
     fields = {

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real GCS emulator on loopback for gs:// paths."""
+"""Shared fixtures and builders: a real GCS emulator on loopback for gs:// paths, and
+tiny seeded MODELs (`make_model`) for the tests that load, stylize or register one."""
 
 from __future__ import annotations
 
@@ -10,8 +11,42 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import torch
+
+from scenegan import artifact
+from scenegan.models import build_model
 
 BUCKET = "scenegan-test"
+TINY_GENERATORS = {
+    "resnet": {"base_channels": 8, "num_blocks": 2},
+    "light": {"base_channels": 8, "num_blocks": 2},
+}
+
+
+def make_model(
+    path: str,
+    architecture: str = "resnet",
+    *,
+    seed: int = 0,
+    metrics: dict | None = None,
+    training: dict | None = None,
+    **arguments,
+) -> str:
+    """Save a tiny generator with seed-`seed` weights (so its own model_id) as MODEL
+    `path`: photo -> painting at 32 px; returns `path`."""
+    torch.manual_seed(seed)
+    generator = build_model(architecture, {**TINY_GENERATORS.get(architecture, {}), **arguments})
+    artifact.save_model(
+        path,
+        generator.eval(),
+        task="unpaired",
+        image_size=32,
+        source_domain="photo",
+        target_domain="painting",
+        training=training or {},
+        metrics=metrics or {},
+    )
+    return path
 
 
 def _free_port() -> int:

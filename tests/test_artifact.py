@@ -11,14 +11,11 @@ import torch
 from scenegan import artifact, cli
 from scenegan.scenes import write_scenes
 from scenegan.training import checkpoint as ckpt
+from scenegan.training.export import export_model
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("artifact")
-    write_scenes(root / "data" / "photo", 12, width=40, height=40, seed=0)
-    write_scenes(root / "data" / "painting", 12, width=40, height=40, seed=1, style="cartoon")
-    run = root / "run"
+def train_run(root: Path, name: str) -> Path:
+    run = root / name
     code = cli.main(
         [
             "train",
@@ -42,6 +39,14 @@ def trained_run(tmp_path_factory) -> Path:
     return run
 
 
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("artifact")
+    write_scenes(root / "data" / "photo", 12, width=40, height=40, seed=0)
+    write_scenes(root / "data" / "painting", 12, width=40, height=40, seed=1, style="cartoon")
+    return train_run(root, "run")
+
+
 def test_export_writes_model_json_and_loads_to_the_ema_generator(trained_run, tmp_path):
     model_dir = tmp_path / "model"
     assert cli.main(["export", "--run", str(trained_run), "--output", str(model_dir)]) == 0
@@ -61,15 +66,19 @@ def test_export_writes_model_json_and_loads_to_the_ema_generator(trained_run, tm
     assert torch.equal(loaded.generator(x), reference.eval()(x))
 
 
-def test_export_is_deterministic_in_its_model_id(trained_run, tmp_path):
-    first = artifact.export_model(str(trained_run), str(tmp_path / "a"))
-    second = artifact.export_model(str(trained_run), str(tmp_path / "b"))
+def test_two_runs_with_the_same_seed_export_the_same_model(trained_run, tmp_path):
+    again = train_run(trained_run.parent, "again")  # an independent run, same seed and data
+    first = export_model(str(trained_run), str(tmp_path / "a"))
+    second = export_model(str(again), str(tmp_path / "b"))
     assert first["model_id"] == second["model_id"]
+    assert (tmp_path / "a" / "weights.pt").read_bytes() == (
+        tmp_path / "b" / "weights.pt"
+    ).read_bytes()
 
 
 @pytest.fixture
 def model_dir(trained_run, tmp_path) -> Path:
-    artifact.export_model(str(trained_run), str(tmp_path / "model"))
+    export_model(str(trained_run), str(tmp_path / "model"))
     return tmp_path / "model"
 
 
@@ -101,7 +110,7 @@ def test_unknown_architecture_and_missing_files_are_refused(model_dir, tmp_path)
 
 def test_export_of_a_run_without_checkpoints_says_so(tmp_path):
     with pytest.raises(artifact.ModelError, match="no checkpoint"):
-        artifact.export_model(str(tmp_path), str(tmp_path / "model"))
+        export_model(str(tmp_path), str(tmp_path / "model"))
     assert cli.main(["export", "--run", str(tmp_path), "--output", str(tmp_path / "m")]) == 1
 
 

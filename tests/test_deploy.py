@@ -25,7 +25,7 @@ from types import ModuleType
 import pyarrow.dataset as pads
 import pytest
 import tomllib
-from test_stylize import make_model
+from conftest import make_model
 
 from pipelines import ingest, stylize
 from pipelines.options import (

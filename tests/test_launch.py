@@ -18,10 +18,12 @@ import torch
 from corpus import write_corpus
 from google.cloud.aiplatform_v1.types import AcceleratorType, CustomJob
 
-from pipelines import ingest, train
-from scenegan import cli, storage
+from pipelines import ingest
+from scenegan import cli, dataset, storage
 from scenegan.scenes import write_scenes
 from scenegan.training import checkpoint as ckpt
+from scenegan.training import checks, vertex
+from scenegan.training import launch as train
 
 TINY = ["--preset", "tiny", "--source-domain", "photo", "--target-domain", "painting"]
 
@@ -61,21 +63,22 @@ def config_for(data: str, *extra: str, output: str = "gs://b/runs/unused"):
 
 
 def test_dataset_checks_refuse_what_cannot_train(dataset_root, tmp_path, caplog):
-    counts = train.check_dataset(config_for(dataset_root))
+    counts = checks.check_dataset(config_for(dataset_root))
     assert counts["photo"]["train"] + counts["photo"].get("test", 0) == 12
-    with pytest.raises(train.DatasetError, match=r"no dataset at .*scenegan ingest"):
-        train.check_dataset(config_for(str(tmp_path / "missing")))
-    with pytest.raises(train.DatasetError, match=r"no domain 'sketch' \(it has: broken, painting"):
-        train.check_dataset(config_for(dataset_root, "--target-domain", "sketch"))
-    with pytest.raises(train.DatasetError, match=r"'broken' .*no train images: all \d+ of its"):
-        train.check_dataset(config_for(dataset_root, "--target-domain", "broken"))
-    with caplog.at_level(logging.WARNING, logger="pipelines.train"):
-        train.check_dataset(config_for(dataset_root, "--batch-size", "8"), world_size=2)
+    with pytest.raises(dataset.DatasetError, match=r"no dataset at .*scenegan ingest"):
+        checks.check_dataset(config_for(str(tmp_path / "missing")))
+    missing_domain = r"no domain 'sketch' \(it has: broken, painting"
+    with pytest.raises(dataset.DatasetError, match=missing_domain):
+        checks.check_dataset(config_for(dataset_root, "--target-domain", "sketch"))
+    with pytest.raises(dataset.DatasetError, match=r"'broken' .*no train images: all \d+ of its"):
+        checks.check_dataset(config_for(dataset_root, "--target-domain", "broken"))
+    with caplog.at_level(logging.WARNING, logger="scenegan.dataset"):
+        checks.check_dataset(config_for(dataset_root, "--batch-size", "8"), world_size=2)
     assert "fewer than one global batch (8 x 2 processes = 16)" in caplog.text
     no_manifest = tmp_path / "copy"
     (no_manifest / "images").mkdir(parents=True)
-    with pytest.raises(train.DatasetError, match=r"no _manifest\.json"):
-        train.check_dataset(config_for(str(no_manifest)))
+    with pytest.raises(dataset.DatasetError, match=r"no _manifest\.json"):
+        checks.check_dataset(config_for(str(no_manifest)))
 
 
 def test_the_cli_refuses_before_training(dataset_root, tmp_path, capsys):
@@ -172,7 +175,7 @@ def test_vertex_refuses_local_paths_and_unknown_accelerators(capsys):
         train.run([*vertex_argv("/tmp/data"), *launch_flags(), "--dry-run"])
     with pytest.raises(ValueError, match="needs --image"):
         train.run([*vertex_argv("gs://b/data"), "--launcher", "vertex", "--project", "p"])
-    spec = train.vertex_job_spec(
+    spec = vertex.vertex_job_spec(
         train.split_argv(launch_flags(**{"--accelerator-type": "NVIDIA_NOPE"}))[0],
         config_for("gs://b/data"),
         [],
@@ -210,7 +213,7 @@ def test_vertex_submission_checks_the_bucket_dataset_then_calls_the_api(
     assert "customJobs/123" in capsys.readouterr().out
 
     empty = FakeJobService()
-    with pytest.raises(train.DatasetError, match="no train images"):
+    with pytest.raises(dataset.DatasetError, match="no train images"):
         train.run(
             [*vertex_argv(remote, "--target-domain", "broken"), *launch_flags()],
             vertex_client=empty,

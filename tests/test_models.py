@@ -18,6 +18,7 @@ from scenegan.models import (
     count_flops,
     count_parameters,
 )
+from scenegan.models.layers import init_weights
 
 TINY = {
     "resnet": {"base_channels": 8, "num_blocks": 2},
@@ -104,3 +105,64 @@ def test_light_generator_is_at_least_8x_cheaper_than_resnet9():
     light = count_flops(LightGenerator(), x)
     assert resnet9 / light >= 8
     assert count_parameters(ResnetGenerator()) == 11_378_179  # CycleGAN's ResNet-9 count
+
+
+# Golden output slices: every sixth-or-so value of a fixed seed's output, from the
+# implementation as it was when pinned. A changed padding, initialisation, layer order or
+# default changes them; if a change is meant, re-pin from the printed values.
+GOLDEN = {
+    "resnet": (
+        {"base_channels": 8, "num_blocks": 2},
+        (1, 3, 16, 16),
+        [0.150459, 0.267434, -0.387747, -0.411634, -0.0862496, -0.0967714],
+    ),
+    "resnet_nearest": (
+        {"base_channels": 8, "num_blocks": 2, "upsample": "nearest"},
+        (1, 3, 16, 16),
+        [0.215066, 0.193727, -0.474478, -0.131346, 0.0453072, 0.102979],
+    ),
+    "unet": (
+        {"base_channels": 8, "num_downs": 4},
+        (1, 3, 16, 16),
+        [0.00434297, -0.00204315, 0.00114847, 0.00747742, 0.00196231, 0.00151364],
+    ),
+    "light": (
+        {"base_channels": 8, "num_blocks": 2},
+        (1, 3, 16, 16),
+        [-0.0169246, -0.00667812, -0.0698825, 0.0541265, -0.0222349, -0.0464709],
+    ),
+    "dcgan_generator": (
+        {"latent_dim": 16, "image_size": 32, "base_channels": 8},
+        (2, 16),
+        [2.36298e-06, 4.29942e-06, -1.16534e-05, 1.22019e-06, 1.08056e-06, -2.20157e-06],
+    ),
+    "patchgan": (
+        {"base_channels": 8},
+        (1, 3, 32, 32),
+        [-0.558836, -0.476793, 0.449915, -0.38696],
+    ),
+    "dcgan_discriminator": (
+        {"image_size": 32, "base_channels": 8},
+        (2, 3, 32, 32),
+        [-6.52616e-05, -0.000685737],
+    ),
+    "projected": (
+        {"head_channels": 8},
+        (1, 3, 32, 32),
+        [0.987113, 0.355849, 10.0521, 1.60251, 2.34715, 0.19054],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN))
+def test_golden_output_slice(case):
+    arguments, shape, expected = GOLDEN[case]
+    torch.manual_seed(0)
+    model = build_model(case.removesuffix("_nearest"), arguments)
+    init_weights(model)  # the initialisation training uses
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = model.eval()(x)
+    flat = torch.cat([t.flatten() for t in y]) if isinstance(y, list | tuple) else y.flatten()
+    found = flat[:: max(1, flat.numel() // 6)][:6]
+    torch.testing.assert_close(found, torch.tensor(expected), rtol=1e-4, atol=1e-7)

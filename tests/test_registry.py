@@ -8,27 +8,16 @@ import time
 import uuid
 
 import pytest
-import torch
+from conftest import make_model
 
 from scenegan import artifact, cli, registry, storage
-from scenegan.models import build_model
 
 
-def make_model(path: str, seed: int, metrics: dict) -> str:
+def tiny(path: str, seed: int, metrics: dict) -> str:
     """A tiny light generator with its own weights (so its own model_id) and metrics."""
-    torch.manual_seed(seed)
-    generator = build_model("light", {"base_channels": 8, "num_blocks": 1}).eval()
-    artifact.save_model(
-        path,
-        generator,
-        task="unpaired",
-        image_size=32,
-        source_domain="photo",
-        target_domain="painting",
-        training={"steps": seed},
-        metrics=metrics,
+    return make_model(
+        path, "light", seed=seed, metrics=metrics, num_blocks=1, training={"steps": seed}
     )
-    return path
 
 
 @pytest.fixture(params=["local", "gs"])
@@ -42,10 +31,10 @@ def root(request, tmp_path) -> str:
 def models(tmp_path_factory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("models")
     return {
-        "first": make_model(str(folder / "first"), 1, {"kid": 0.05, "content": 0.8}),
-        "better": make_model(str(folder / "better"), 2, {"kid": 0.02, "content": 0.7}),
-        "worse": make_model(str(folder / "worse"), 3, {"kid": 0.09, "content": 0.9}),
-        "unmeasured": make_model(str(folder / "unmeasured"), 4, {}),
+        "first": tiny(str(folder / "first"), 1, {"kid": 0.05, "content": 0.8}),
+        "better": tiny(str(folder / "better"), 2, {"kid": 0.02, "content": 0.7}),
+        "worse": tiny(str(folder / "worse"), 3, {"kid": 0.09, "content": 0.9}),
+        "unmeasured": tiny(str(folder / "unmeasured"), 4, {}),
     }
 
 
@@ -74,7 +63,7 @@ def test_promote_versions_latest_refusal_and_resolution(root, models):
     assert again.version == "v0002" and "already registered" in again.message
     assert registry.versions(root, "p2p") == ["v0001", "v0002", "v0003", "v0004"]
 
-    latest = artifact.load_model(f"{root}/p2p/latest")
+    latest = artifact.load_model(registry.resolve_model_path(f"{root}/p2p/latest"))
     pinned = artifact.load_model(f"{root}/p2p/v0002")
     assert latest.model_id == forced.model_id and pinned.model_id == better.model_id
     metrics = json.loads(storage.read_bytes(f"{root}/p2p/v0002/metrics.json"))
@@ -106,7 +95,7 @@ def test_pointer_to_a_missing_version_is_a_clear_error(root, models, capsys):
     registry.promote(root, "p2p", model=models["first"])
     storage.delete_tree(f"{root}/p2p/v0001")
     with pytest.raises(registry.RegistryError, match=r"points to version v0001.*holds no model"):
-        artifact.load_model(f"{root}/p2p/latest")
+        registry.resolve_model_path(f"{root}/p2p/latest")
     assert registry.list_registry(root, "p2p")[-1]["missing"] is True
     assert cli.main(["registry", "list", root]) == 0
     assert "MISSING" in capsys.readouterr().out
@@ -116,7 +105,7 @@ def test_pointer_to_a_missing_version_is_a_clear_error(root, models, capsys):
     )
     assert code == 1 and "holds no model" in capsys.readouterr().err
     with pytest.raises(registry.RegistryError, match="nothing was promoted"):
-        artifact.load_model(f"{root}/nothing/latest")
+        registry.resolve_model_path(f"{root}/nothing/latest")
 
 
 def test_a_held_lock_blocks_a_promote_and_a_stale_one_is_taken_over(tmp_path, models):

@@ -16,6 +16,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import make_model
 from corpus import write_corpus
 from PIL import Image
 
@@ -24,26 +25,6 @@ from pipelines.handler import SceneModelHandler
 from scenegan import artifact, cli, imaging, scenes, storage
 from scenegan.inference import Stylizer
 from scenegan.models import build_model
-
-
-def make_model(path: str, architecture: str = "resnet", **arguments) -> str:
-    torch.manual_seed(0)
-    defaults = {
-        "resnet": dict(base_channels=8, num_blocks=2),
-        "light": dict(base_channels=8, num_blocks=2),
-    }
-    generator = build_model(architecture, {**defaults.get(architecture, {}), **arguments})
-    artifact.save_model(
-        path,
-        generator.eval(),
-        task="unpaired",
-        image_size=32,
-        source_domain="photo",
-        target_domain="painting",
-        training={},
-        metrics={},
-    )
-    return path
 
 
 @pytest.fixture(scope="module")

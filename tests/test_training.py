@@ -18,6 +18,7 @@ from scenegan.training import checkpoint as ckpt
 from scenegan.training import resolve_config, training_loop
 from scenegan.training.components import EMA, ImagePool, diff_augment, lr_factor
 from scenegan.training.data import indices_for_step, rank_slice
+from scenegan.training.export import export_model
 
 
 class Interrupted(Exception):
@@ -295,8 +296,7 @@ def test_trains_from_an_ingested_dataset_and_records_held_out_metrics(tmp_path):
 
     records = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").open()]
     assert set(records[-1]["metrics"]) == {"kid", "fid", "content"}
-    from scenegan import artifact
 
-    info = artifact.export_model(str(tmp_path / "run"), str(tmp_path / "model"))
+    info = export_model(str(tmp_path / "run"), str(tmp_path / "model"))
     assert info["metrics"] == records[-1]["metrics"]
     assert info["training"]["data"] == str(tmp_path / "dataset")

@@ -20,6 +20,11 @@ from scenegan.models.projected import ProjectedDiscriminator
 from scenegan.models.resnet import ResnetGenerator
 from scenegan.models.unet import UnetGenerator
 
+# What a generator maps (each architecture's `kind`; discriminators are "discriminator"):
+# inference and export ask this, never the task a model was trained by.
+IMAGE_TO_IMAGE = "image-to-image"
+NOISE_TO_IMAGE = "noise-to-image"
+
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "resnet": ResnetGenerator,
     "unet": UnetGenerator,
@@ -46,6 +51,11 @@ def build_model(architecture: str, config: dict[str, Any]) -> nn.Module:
         raise ValueError(f"bad arguments for architecture {architecture!r}: {error}") from None
 
 
+def kind_of(architecture: str) -> str | None:
+    """The `kind` architecture `architecture` declares (None: it declares none)."""
+    return getattr(ARCHITECTURES.get(architecture), "kind", None)
+
+
 def architecture_name(model: nn.Module) -> str:
     for name, cls in ARCHITECTURES.items():
         if type(model) is cls:
@@ -55,6 +65,8 @@ def architecture_name(model: nn.Module) -> str:
 
 __all__ = [
     "ARCHITECTURES",
+    "IMAGE_TO_IMAGE",
+    "NOISE_TO_IMAGE",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "LightGenerator",
@@ -68,4 +80,5 @@ __all__ = [
     "count_flops",
     "count_macs",
     "count_parameters",
+    "kind_of",
 ]

@@ -24,6 +24,8 @@ def _num_doublings(image_size: int) -> int:
 
 
 class DCGANGenerator(nn.Module):
+    kind = "noise-to-image"
+
     def __init__(
         self,
         latent_dim: int = 128,
@@ -57,6 +59,8 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
+    kind = "discriminator"
+
     def __init__(
         self,
         image_size: int = 64,

@@ -56,6 +56,8 @@ def _separable_up(c_in: int, c_out: int, norm: NormKind) -> list[nn.Module]:
 
 
 class LightGenerator(nn.Module):
+    kind = "image-to-image"
+
     def __init__(
         self,
         in_channels: int = 3,

@@ -16,6 +16,8 @@ from scenegan.models.layers import NormKind, constructor_arguments, conv_bias, n
 
 
 class PatchDiscriminator(nn.Module):
+    kind = "discriminator"
+
     def __init__(
         self,
         in_channels: int = 3,

@@ -51,6 +51,8 @@ class _Head(nn.Module):
 
 
 class ProjectedDiscriminator(nn.Module):
+    kind = "discriminator"
+
     def __init__(
         self,
         in_channels: int = 3,

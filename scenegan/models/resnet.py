@@ -55,6 +55,8 @@ class ResnetBlock(nn.Module):
 
 
 class ResnetGenerator(nn.Module):
+    kind = "image-to-image"
+
     def __init__(
         self,
         in_channels: int = 3,

@@ -15,6 +15,8 @@ from scenegan.models.layers import NormKind, constructor_arguments, conv_bias, n
 
 
 class UnetGenerator(nn.Module):
+    kind = "image-to-image"
+
     def __init__(
         self,
         in_channels: int = 3,

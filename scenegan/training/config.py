@@ -1,8 +1,12 @@
-"""Training configuration: one frozen dataclass, named presets, and its resolution.
+"""Training configuration: one frozen dataclass whose fields carry their own flag.
 
-`resolve_config(task, preset, **overrides)` = preset defaults for the task, then the
-explicit overrides. The resolved config is written to the run's `config.json` and stored
-in every checkpoint; its architecture part must match on `--resume`.
+Each field's metadata holds its help text, choices and bounds (`option`): the
+`scenegan train` flags are generated from it (`training/flags.py`) and `resolve_config`
+(`training/resolve.py`) checks every value against it before anything launches. A new
+field gets its flag, its validation and its place in config.json by being declared here.
+Presets (named defaults) belong to the tasks (`training/tasks/`). The resolved config is
+written to the run's `config.json` and stored in every checkpoint; its architecture part
+must match on `--resume`.
 """
 
 from __future__ import annotations
@@ -10,65 +14,170 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-TASKS = ("unpaired", "paired", "unconditional", "contrastive")
+
+class ConfigError(ValueError):
+    """A training config that cannot run: which value, why, and what to choose instead."""
+
+
+def option(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    below: float | None = None,
+    check: Callable[[Any], None] | None = None,
+    metavar: str | None = None,
+    flag: bool = True,
+    flag_default: Any = None,
+    required: bool = False,
+) -> Any:
+    """A TrainConfig field with its flag's metadata. `choices` may be a function (for
+    lists that live in modules this one must not import); `minimum` / `maximum` are
+    inclusive bounds and `below` an exclusive one; `check(value)` raises ValueError for
+    a bad value; `flag=False`: no flag (nested arguments)."""
+    metadata = {
+        "help": help,
+        "choices": choices,
+        "minimum": minimum,
+        "maximum": maximum,
+        "below": below,
+        "check": check,
+        "metavar": metavar,
+        "flag": flag,
+        "flag_default": flag_default,
+        "required": required,
+    }
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _architectures(*kinds: str) -> Callable[[], tuple[str, ...]]:
+    def names() -> tuple[str, ...]:
+        from scenegan.models import ARCHITECTURES
+
+        return tuple(n for n, cls in ARCHITECTURES.items() if getattr(cls, "kind", None) in kinds)
+
+    return names
+
+
+def _losses() -> tuple[str, ...]:
+    from scenegan.losses import ADVERSARIAL_LOSSES
+
+    return ADVERSARIAL_LOSSES
+
+
+def _augment_policy(policy: str) -> None:
+    from scenegan.training.components import parse_policy
+
+    parse_policy(policy)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    task: str
-    data: str
-    output: str
-    source_domain: str | None = None
-    target_domain: str | None = None
-    preset: str = "small"
+    # The task and preset names belong to the tasks (training/tasks/), which import this
+    # module: `resolve_config` checks them, and the flags list them.
+    task: str = option(help="what to train", flag_default="unpaired")
+    data: str = option(help="ingest output", metavar="DATASET", required=True)
+    output: str = option(help="run directory", metavar="RUN", required=True)
+    source_domain: str | None = option(None, "the domain translated from", metavar="NAME")
+    target_domain: str | None = option(None, "the domain learnt", metavar="NAME")
+    preset: str = option("small", "named defaults of the task", flag_default="small")
     # data
-    image_size: int = 128
-    load_size: int = 144  # resize to this, then random-crop image_size (jitter)
-    batch_size: int = 1
-    test_fraction: float = 0.1
+    image_size: int = option(128, "training crop (--load-size default: 1.12x)", minimum=8)
+    load_size: int = option(144, "resize to this, then random-crop image_size", minimum=8)
+    batch_size: int = option(
+        1, "per process; under torchrun the global batch is N x processes", minimum=1
+    )
+    test_fraction: float = option(
+        0.1, "held-out share of a plain folder dataset", minimum=0.0, below=1.0
+    )
     # networks: architecture name + constructor arguments (see scenegan.models)
-    generator: str = "resnet"
-    generator_args: dict[str, Any] = field(default_factory=dict)
-    discriminator: str = "patchgan"
-    discriminator_args: dict[str, Any] = field(default_factory=dict)
+    generator: str = option(
+        "resnet",
+        "the generator architecture",
+        choices=_architectures("image-to-image", "noise-to-image"),
+    )
+    generator_args: dict[str, Any] = dataclasses.field(
+        default_factory=dict, metadata={"flag": False}
+    )
+    discriminator: str = option(
+        "patchgan", "the discriminator architecture", choices=_architectures("discriminator")
+    )
+    discriminator_args: dict[str, Any] = dataclasses.field(
+        default_factory=dict, metadata={"flag": False}
+    )
     # objective
-    loss: str = "lsgan"
-    cycle_weight: float = 10.0
-    identity_weight: float = 0.5  # relative to cycle_weight, as in CycleGAN
-    l1_weight: float = 100.0  # paired
-    gp_weight: float = 10.0  # wgan-gp
-    critic_steps: int = 1  # discriminator updates per generator update
-    pool_size: int = 50
-    augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"
+    loss: str = option("lsgan", "adversarial loss", choices=_losses)
+    cycle_weight: float = option(10.0, "cycle-consistency L1 weight", minimum=0.0)
+    identity_weight: float = option(
+        0.5, "identity L1 weight, relative to cycle_weight (CycleGAN)", minimum=0.0
+    )
+    l1_weight: float = option(100.0, "L1-to-target weight", minimum=0.0)
+    gp_weight: float = option(10.0, "wgan-gp gradient penalty weight", minimum=0.0)
+    # A critic round's noise is drawn at step * 64 + round: fewer than 64 rounds a step.
+    critic_steps: int = option(
+        1, "discriminator updates per generator update", minimum=1, maximum=63
+    )
+    pool_size: int = option(50, "history pool of fakes per domain (0: off)", minimum=0)
+    augment: str = option(
+        "",
+        "DiffAugment policy for small style sets, e.g. color,translation,cutout",
+        check=_augment_policy,
+        metavar="POLICY",
+    )
     # contrastive (PatchNCE) objective
-    nce_weight: float = 1.0
-    nce_identity: bool = True  # also PatchNCE on G(painting) (CUT; False + weight 10: FastCUT)
-    nce_patches: int = 256  # locations compared per layer and image
-    nce_temperature: float = 0.07
-    nce_dim: int = 256  # the patch projector's embedding size
+    nce_weight: float = option(1.0, "PatchNCE weight", minimum=0.0)
+    nce_identity: bool = option(
+        True, "also PatchNCE on G(painting) (CUT; off with weight 10: FastCUT)"
+    )
+    nce_patches: int = option(256, "locations compared per layer and image", minimum=2)
+    nce_temperature: float = option(0.07, "PatchNCE temperature", minimum=1e-6)
+    nce_dim: int = option(256, "the patch projector's embedding size", minimum=1)
     # optimisation
-    steps: int = 10_000
-    lr_generator: float = 2e-4
-    lr_discriminator: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    decay_start: float = 0.5  # fraction of steps at constant lr before linear decay to 0
-    ema_decay: float = 0.999
-    ema_rampup: float = 0.05  # EMA half-life <= this x steps done (StyleGAN2-ADA); 0: off
-    seed: int = 0
-    amp: str = "auto"  # auto (bf16/fp16 on CUDA, off on CPU) | bf16 | fp16 | off | fp64
+    steps: int = option(10_000, "training steps", minimum=1)
+    lr_generator: float = option(2e-4, "generator learning rate", minimum=0.0)
+    lr_discriminator: float = option(2e-4, "discriminator learning rate", minimum=0.0)
+    beta1: float = option(0.5, "Adam beta1", minimum=0.0, below=1.0)
+    beta2: float = option(0.999, "Adam beta2", minimum=0.0, below=1.0)
+    decay_start: float = option(
+        0.5, "fraction of steps at constant lr before linear decay to 0", minimum=0.0, maximum=1.0
+    )
+    ema_decay: float = option(0.999, "EMA decay of the exported generator", minimum=0.0, below=1.0)
+    ema_rampup: float = option(
+        0.05,
+        "EMA half-life at most this x steps done (StyleGAN2-ADA; 0: off)",
+        minimum=0.0,
+    )
+    seed: int = option(0, "seeds initialisation, data order and every random draw", minimum=0)
+    amp: str = option(
+        "auto",
+        "precision: auto (bf16/fp16 autocast on CUDA, off on CPU) | bf16 | fp16 | off | fp64 "
+        "(float64 throughout: exact comparisons)",
+        choices=("auto", "bf16", "fp16", "off", "fp64"),
+    )
     # bookkeeping
-    log_every: int = 10
-    sample_every: int = 500
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    eval_every: int = 0  # held-out metrics every N steps (0: only at the end); -1: never
-    reader: str = "auto"  # memory | stream | auto (stream for ingested datasets, unpaired/uncond.)
-    loader_workers: int = 2  # DataLoader worker processes per rank for the streaming reader
-    shuffle_buffer: int = 512  # encoded images held for shuffling, per worker
+    log_every: int = option(10, "stats record every N steps", minimum=1)
+    sample_every: int = option(500, "sample grid every N steps", minimum=1)
+    checkpoint_every: int = option(500, "checkpoint every N steps", minimum=1)
+    keep_checkpoints: int = option(3, "checkpoints kept (0: all)", minimum=0)
+    eval_every: int = option(
+        0, "held-out metrics every N steps (0: at the end; -1: never)", minimum=-1
+    )
+    reader: str = option(
+        "auto",
+        "stream an ingested dataset's row groups (auto: stream when --data is ingested and "
+        "the task can) or read every image into memory",
+        choices=("auto", "memory", "stream"),
+    )
+    loader_workers: int = option(2, "streaming reader: DataLoader workers per process", minimum=0)
+    shuffle_buffer: int = option(
+        512, "streaming reader: encoded images held for shuffling, per worker", minimum=1
+    )
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -89,155 +198,6 @@ class TrainConfig:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-_IMAGE_TO_IMAGE = {
-    "tiny": dict(
-        image_size=32,
-        load_size=36,
-        batch_size=4,
-        generator="resnet",
-        generator_args=dict(base_channels=16, num_blocks=3),
-        discriminator_args=dict(base_channels=16, num_layers=2),
-        steps=2500,
-        sample_every=500,
-        checkpoint_every=500,
-        log_every=10,
-        ema_decay=0.99,
-        lr_generator=4e-4,
-        lr_discriminator=4e-4,  # small nets, short runs: measured better
-    ),
-    "small": dict(
-        image_size=128,
-        load_size=144,
-        batch_size=1,
-        generator="resnet",
-        generator_args=dict(base_channels=32, num_blocks=6),
-        discriminator_args=dict(base_channels=32, num_layers=3),
-        steps=20_000,
-    ),
-    "cyclegan": dict(
-        image_size=256,
-        load_size=286,
-        batch_size=1,
-        generator="resnet",
-        generator_args=dict(base_channels=64, num_blocks=9),
-        discriminator_args=dict(base_channels=64, num_layers=3),
-        steps=200_000,
-    ),
-}
-
-# Contrastive (CUT) presets. "fewshot" is the recipe for real photos and a few dozen
-# paintings, chosen by measurement (README, "Few-shot style"): a generator that starts at
-# the identity and upsamples without transposed convolutions, the projected discriminator
-# on frozen Lite1 features with hinge loss, DiffAugment on everything D sees.
-_CONTRASTIVE = {
-    "tiny": dict(
-        image_size=32,
-        load_size=36,
-        batch_size=2,
-        generator="resnet",
-        generator_args=dict(base_channels=16, num_blocks=3, residual=True, upsample="nearest"),
-        discriminator="projected",
-        discriminator_args=dict(head_channels=16),
-        loss="hinge",
-        augment="translation,cutout",
-        nce_patches=64,
-        steps=300,
-        sample_every=100,
-        checkpoint_every=100,
-        pool_size=0,
-        decay_start=0.5,
-    ),
-    "fewshot": dict(
-        image_size=128,
-        load_size=144,
-        batch_size=1,
-        generator="resnet",
-        generator_args=dict(base_channels=32, num_blocks=6, residual=True, upsample="nearest"),
-        discriminator="projected",
-        discriminator_args=dict(head_channels=64),
-        loss="hinge",
-        augment="translation,cutout",
-        steps=4000,
-        sample_every=500,
-        checkpoint_every=500,
-        pool_size=0,
-        decay_start=0.5,
-    ),
-}
-
-_UNCONDITIONAL = {
-    "tiny": dict(
-        image_size=32,
-        load_size=32,
-        batch_size=16,
-        loss="bce",
-        generator_args=dict(latent_dim=32, image_size=32, base_channels=16),
-        discriminator_args=dict(image_size=32, base_channels=16),
-        steps=400,
-        sample_every=100,
-        checkpoint_every=100,
-        ema_decay=0.99,
-    ),
-    "small": dict(
-        image_size=64,
-        load_size=64,
-        batch_size=32,
-        loss="bce",
-        generator_args=dict(latent_dim=128, image_size=64, base_channels=32),
-        discriminator_args=dict(image_size=64, base_channels=32),
-        steps=20_000,
-    ),
-    "cyclegan": dict(  # the big preset: DCGAN at 128 px
-        image_size=128,
-        load_size=128,
-        batch_size=64,
-        loss="bce",
-        generator_args=dict(latent_dim=128, image_size=128, base_channels=64),
-        discriminator_args=dict(image_size=128, base_channels=64),
-        steps=100_000,
-    ),
-}
-
-PRESETS = (*_IMAGE_TO_IMAGE, *(p for p in _CONTRASTIVE if p not in _IMAGE_TO_IMAGE))
-
-
-def preset_defaults(task: str, preset: str) -> dict[str, Any]:
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
-    if task == "contrastive":
-        if preset not in _CONTRASTIVE:
-            raise ValueError(
-                f"preset {preset!r} is not one for task contrastive; "
-                f"choose one of {tuple(_CONTRASTIVE)}"
-            )
-        return {
-            **_CONTRASTIVE[preset],
-            "generator_args": dict(_CONTRASTIVE[preset]["generator_args"]),
-        }
-    if preset not in _IMAGE_TO_IMAGE:
-        raise ValueError(
-            f"preset {preset!r} is for --task contrastive; for {task} choose one of "
-            f"{tuple(_IMAGE_TO_IMAGE)}"
-        )
-    if task == "unconditional":
-        values = dict(_UNCONDITIONAL[preset])
-        values.update(
-            generator="dcgan_generator",
-            discriminator="dcgan_discriminator",
-            lr_generator=2e-4,
-            lr_discriminator=2e-4,
-            decay_start=1.0,
-        )
-        return values
-    values = dict(_IMAGE_TO_IMAGE[preset])
-    if task == "paired":
-        values.update(generator="unet", pool_size=0)
-        values["generator_args"] = generator_arguments("unet", values)
-    return values
-
-
 def generator_arguments(name: str, values: dict[str, Any]) -> dict[str, Any]:
     """Arguments for generator `name` at the preset's width (and depth, for U-Net: down
     to 1x1 at the training size, as pix2pix does). A preset's generator that starts at
@@ -254,46 +214,3 @@ def generator_arguments(name: str, values: dict[str, Any]) -> dict[str, Any]:
     if name in ("resnet", "light") and "residual" in preset_args:
         return {"base_channels": width, "residual": preset_args["residual"]}
     return {"base_channels": width}
-
-
-def resolve_config(task: str, preset: str, **overrides: Any) -> TrainConfig:
-    """Preset defaults for `task`, then `overrides` (None values are ignored)."""
-    values = preset_defaults(task, preset)
-    chosen = overrides.get("generator")
-    if chosen and "generator_args" not in overrides and task != "unconditional":
-        values["generator_args"] = generator_arguments(chosen, values)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    if values.get("loss") == "wgan-gp":
-        values.setdefault("critic_steps", 5)
-        if values.get("discriminator") == "dcgan_discriminator":
-            # Batch norm mixes samples, which the per-sample gradient penalty assumes not.
-            values["discriminator_args"] = {**values["discriminator_args"], "norm": "none"}
-        values.setdefault("beta1", 0.0)
-        values.setdefault("beta2", 0.9)
-    config = TrainConfig(task=task, preset=preset, **values)
-    _validate(config)
-    return config
-
-
-def _validate(config: TrainConfig) -> None:
-    if config.task in ("unpaired", "paired", "contrastive"):
-        if not (config.source_domain and config.target_domain):
-            raise ValueError(f"task {config.task} needs --source-domain and --target-domain")
-    elif not config.target_domain:
-        raise ValueError("task unconditional needs --target-domain (the images to generate)")
-    if config.load_size < config.image_size:
-        raise ValueError(f"load_size {config.load_size} < image_size {config.image_size}")
-    if config.steps < 1 or config.batch_size < 1:
-        raise ValueError("steps and batch_size must be at least 1")
-    if config.task == "contrastive":
-        if config.loss == "wgan-gp":
-            raise ValueError(
-                "task contrastive: use --loss hinge, lsgan or bce (no gradient penalty)"
-            )
-        if config.generator not in ("resnet", "light"):
-            raise ValueError(
-                f"task contrastive reads the generator's encoder: use resnet or light, "
-                f"not {config.generator}"
-            )
-        if config.nce_patches < 2 or config.nce_temperature <= 0:
-            raise ValueError("nce_patches must be at least 2 and nce_temperature positive")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from scenegan import dataset, imaging
+from scenegan.pixels import normalize
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,7 @@ class DomainImages:
         return digest.hexdigest()
 
     def _decode(self, data: bytes) -> torch.Tensor:
-        decoded = imaging.decode_image(data, draft_short_side=self.load_size)
-        square = imaging.resize_and_center_crop(decoded.image, self.load_size)
-        return torch.from_numpy(np.array(square, dtype=np.uint8)).permute(2, 0, 1)  # (3, L, L)
+        return decode_square(data, self.load_size)
 
     def pixels(self, index: int) -> torch.Tensor:
         image = self.images[index]
@@ -100,9 +99,22 @@ class DomainImages:
         out = []
         for position, index in enumerate(indices):
             top, left, flip = crops[position] if crops is not None else (centre, centre, False)
-            crop = self.pixels(index)[:, top : top + self.image_size, left : left + self.image_size]
-            out.append(crop.flip(-1) if flip else crop)
-        return torch.stack(out).to(torch.get_default_dtype()).div_(127.5).sub_(1.0)
+            out.append(crop(self.pixels(index), top, left, self.image_size, flip))
+        return normalize(torch.stack(out))
+
+
+def decode_square(data: bytes, load_size: int) -> torch.Tensor:
+    """(3, L, L) uint8: `data` decoded, resized and centre-cropped to `load_size` square."""
+    decoded = imaging.decode_image(data, draft_short_side=load_size)
+    square = imaging.resize_and_center_crop(decoded.image, load_size)
+    return torch.from_numpy(np.array(square, dtype=np.uint8)).permute(2, 0, 1)
+
+
+def crop(pixels: torch.Tensor, top: int, left: int, size: int, flip: bool) -> torch.Tensor:
+    """The training crop of (3, L, L) pixels: `size` square at (top, left), mirrored when
+    `flip` (CycleGAN's jitter; the centre, unflipped, for evaluation)."""
+    square = pixels[:, top : top + size, left : left + size]
+    return square.flip(-1) if flip else square
 
 
 @lru_cache(maxsize=8)

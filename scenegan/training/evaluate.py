@@ -1,8 +1,8 @@
 """Held-out evaluation during training: the registered metrics on the test split.
 
-Image-to-image: G's EMA translates the held-out source images; KID and FID compare them
-with held-out target images, and the content score with their inputs (paired tasks add
-PSNR to the true targets). Unconditional: fixed-noise samples against held-out images.
+The pieces each task's `evaluate` composes (`tasks.base.Task.evaluate`): the first images
+of a held-out domain, a generator run over them in chunks, and the registered feature
+metrics (`metrics.METRICS`) of generated against real images.
 """
 
 from __future__ import annotations
@@ -13,55 +13,40 @@ import torch
 
 from scenegan import metrics
 from scenegan.features import FeatureExtractor, FeaturesUnavailable
-from scenegan.training.config import TrainConfig
 from scenegan.training.data import DomainImages
-from scenegan.training.tasks import Task
 
 log = logging.getLogger(__name__)
 
+LIMIT = 256  # held-out images per domain
 
-def _all(domain: DomainImages, limit: int) -> torch.Tensor:
+
+def first(domain: DomainImages, limit: int = LIMIT) -> torch.Tensor:
+    """The first `limit` images of `domain`, centre-cropped: (N, 3, S, S) in [-1, 1]."""
     return domain.batch(list(range(min(limit, len(domain)))))
 
 
 @torch.no_grad()
-def _translate(
-    generator: torch.nn.Module, images: torch.Tensor, device: torch.device
+def translate(
+    generator: torch.nn.Module, inputs: torch.Tensor, device: torch.device, chunk: int = 16
 ) -> torch.Tensor:
+    """`generator` over `inputs` (images or noise) in chunks, as float on the CPU."""
     return torch.cat(
         [
-            generator(images[i : i + 16].to(device)).float().cpu()
-            for i in range(0, images.shape[0], 16)
+            generator(inputs[i : i + chunk].to(device)).float().cpu()
+            for i in range(0, inputs.shape[0], chunk)
         ]
     )
 
 
-def evaluate(
-    task: Task, config: TrainConfig, held_out: dict[str, DomainImages], limit: int = 256
-) -> dict[str, float]:
-    """The metrics of the task's EMA generator on `held_out` (the test split)."""
+def feature_metrics(
+    real: torch.Tensor, fake: torch.Tensor, device: torch.device
+) -> dict[str, float] | None:
+    """Every registered feature metric of `fake` against `real`; None (with a warning)
+    when the feature network is unavailable."""
     try:
-        extractor = FeatureExtractor(task.device)
+        extractor = FeatureExtractor(device)
     except FeaturesUnavailable as error:
         log.warning("metrics skipped: %s", error)
-        return {}
-    target = _all(held_out["B"], limit)
-    if config.task == "unconditional":
-        generator = task.ema["G"].model
-        noise = torch.randn(
-            target.shape[0], task.latent_dim, generator=torch.Generator().manual_seed(1)
-        )
-        fake = _translate(generator, noise, task.device)
-        source = None
-    else:
-        source = _all(held_out["A"], limit)
-        fake = _translate(task.ema[task.export_network].model, source, task.device)
-    real_features, fake_features = extractor(target), extractor(fake)
-    results = {
-        name: metric(real_features, fake_features) for name, metric in metrics.METRICS.items()
-    }
-    if source is not None:
-        results["content"] = metrics.content_score(source, fake)
-    if config.task == "paired":
-        results["psnr"] = metrics.psnr(fake, target)
-    return {name: round(value, 6) for name, value in results.items()}
+        return None
+    real_features, fake_features = extractor(real), extractor(fake)
+    return {name: metric(real_features, fake_features) for name, metric in metrics.METRICS.items()}

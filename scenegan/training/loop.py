@@ -1,5 +1,8 @@
 """`training_loop(config)`: data -> task -> steps, with stats, samples and checkpoints.
 
+The loop knows no task by name: the task (`tasks.TASKS[config.task]`) loads its data,
+builds its networks, steps and evaluates itself.
+
 Launched plainly it trains in this process, on CUDA when present. Launched by `torchrun`
 (RANK / WORLD_SIZE / LOCAL_RANK in the environment) every process trains on its share of
 the global batch, gradients are averaged across ranks (gloo on CPU, nccl on CUDA), and
@@ -23,14 +26,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from scenegan import dataset
 from scenegan.training import checkpoint as ckpt
 from scenegan.training.config import TrainConfig
 from scenegan.training.data import DomainImages
-from scenegan.training.evaluate import evaluate
 from scenegan.training.run import RunDirectory
-from scenegan.training.stream import DatasetStream, StreamedDomain
-from scenegan.training.tasks import Task, build_task
+from scenegan.training.stream import StreamedDomain
+from scenegan.training.tasks import Task, task_class
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +93,11 @@ def _training_loop(
     run = RunDirectory(config.output)
     start, state = _starting_point(run, config, resume)
     seed_everything(config.seed)  # network initialisation: the same on every rank
-    domains = load_domains(config, start_step=start, rank=rank, world_size=world_size)
-    task = build_task(config, device, rank, world_size, domains)
+    task_type = task_class(config.task)
+    domains = task_type.load_domains(config, start_step=start, rank=rank, world_size=world_size)
+    task = task_type(config, device, rank, world_size, domains)
     fingerprint = data_fingerprint(domains)
-    held_out = _held_out(config) if rank == 0 and config.eval_every >= 0 else None
+    held_out = _held_out(task_type, config) if rank == 0 and config.eval_every >= 0 else None
     _restore_or_start(run, config, task, state, start, rank)
     bar = Progress(config.steps, start, enabled=progress and rank == 0)
     window = RateWindow(config.batch_size * world_size)
@@ -169,95 +171,20 @@ def _log_step(
     if _due(done, config.log_every, config.steps):
         record.update(losses=losses, lr=rates, images_per_second=window.rate())
     if held_out and _due(done, config.eval_every, config.steps):
-        task.metrics = evaluate(task, config, held_out)
+        task.metrics = task.evaluate(held_out)
         record["metrics"] = task.metrics
     if record:
         run.log({"step": done, **record})
-
-
-def uses_stream(config: TrainConfig) -> bool:
-    """Stream from Parquet (`reader=stream`, or `auto` on an ingested dataset); paired data
-    needs its pairs matched by name, so it is read into memory."""
-    if config.reader not in ("auto", "memory", "stream"):
-        raise ValueError(f"reader {config.reader!r}: choose auto, memory or stream")
-    if config.reader == "memory" or config.task == "paired":
-        if config.reader == "stream":
-            raise ValueError("the paired task reads its pairs into memory: use --reader memory")
-        return False
-    ingested = dataset.is_ingested(config.data)
-    if config.reader == "stream" and not ingested:
-        raise ValueError(f"--reader stream needs an ingested dataset; {config.data} is not one")
-    return ingested
-
-
-def streamed_domains(
-    config: TrainConfig, start_step: int, rank: int, world_size: int
-) -> dict[str, StreamedDomain]:
-    def domain(name: str, stream_id: int) -> StreamedDomain:
-        stream = DatasetStream(
-            config.data,
-            name,
-            "train",
-            image_size=config.image_size,
-            load_size=config.load_size,
-            seed=config.seed * 1000 + stream_id,
-            rank=rank,
-            world_size=world_size,
-            shuffle_buffer=config.shuffle_buffer,
-            start_batch=start_step,
-            batch_size=config.batch_size,
-        )
-        return StreamedDomain(stream, num_workers=config.loader_workers)
-
-    target = domain(str(config.target_domain), 2)
-    if config.task == "unconditional":
-        return {"B": target}
-    return {"A": domain(str(config.source_domain), 1), "B": target}
-
-
-def load_domains(
-    config: TrainConfig,
-    split: str = "train",
-    *,
-    start_step: int = 0,
-    rank: int = 0,
-    world_size: int = 1,
-) -> dict[str, DomainImages] | dict[str, StreamedDomain]:
-    if split == "train" and uses_stream(config):
-        return streamed_domains(config, start_step, rank, world_size)
-
-    def images(name: str, split: str | None) -> list[dataset.SourceImage]:
-        return list(
-            dataset.iter_domain(config.data, name, split, test_fraction=config.test_fraction)
-        )
-
-    def domain(name: str, sources: list[dataset.SourceImage]) -> DomainImages:
-        return DomainImages(name, sources, image_size=config.image_size, load_size=config.load_size)
-
-    source, target = str(config.source_domain), str(config.target_domain)
-    if config.task == "unconditional":
-        return {"B": domain(target, images(target, split))}
-    if config.task in ("unpaired", "contrastive"):
-        return {
-            "A": domain(source, images(source, split)),
-            "B": domain(target, images(target, split)),
-        }
-    # Paired: the source image's id decides the split; its target is found by file name.
-    targets = {t.key: t for t in images(target, None)}
-    pairs = [(s, targets[s.key]) for s in images(source, split) if s.key in targets]
-    if not pairs:
-        raise ValueError(f"paired task: no {source} image has a {target} image of the same name")
-    return {"A": domain(source, [a for a, _ in pairs]), "B": domain(target, [b for _, b in pairs])}
 
 
 def _due(done: int, every: int, total: int) -> bool:
     return done == total or (every > 0 and done % every == 0)
 
 
-def _held_out(config: TrainConfig) -> dict[str, DomainImages] | None:
+def _held_out(task_type: type[Task], config: TrainConfig) -> dict[str, DomainImages] | None:
     """The test split, or None (with a warning) when it is too small to measure on."""
     try:
-        held_out = load_domains(config, split="test")
+        held_out = task_type.load_domains(config, split="test")
     except (FileNotFoundError, ValueError) as error:
         log.warning("no held-out metrics: %s", error)
         return None

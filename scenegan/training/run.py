@@ -15,6 +15,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from scenegan import imaging, storage
+from scenegan.pixels import to_pixels
 
 CURVE_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
@@ -66,8 +67,7 @@ def image_grid(rows: list[torch.Tensor], gap: int = 2) -> Image.Image:
         "RGB", (columns * (width + gap) + gap, len(rows) * (height + gap) + gap), "white"
     )
     for r, row in enumerate(rows):
-        pixels = ((row.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
-        for c, image in enumerate(pixels.permute(0, 2, 3, 1).numpy()):
+        for c, image in enumerate(to_pixels(row)):
             sheet.paste(Image.fromarray(image), (gap + c * (width + gap), gap + r * (height + gap)))
     return sheet
 

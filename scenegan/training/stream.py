@@ -28,7 +28,9 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from scenegan import dataset, imaging, storage
+from scenegan import dataset, storage
+from scenegan.pixels import normalize
+from scenegan.training.data import crop, decode_square
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class RowGroup:
 
 def list_row_groups(root: str, domain: str, split: str) -> list[RowGroup]:
     """Every row group of the domain's split, in a stable order (footers only)."""
-    folder = storage.join(root, "images", f"domain={domain}", f"split={split}")
+    folder = dataset.images_dir(root, domain, split)
     if not storage.exists(folder):
         return []
     groups = []
@@ -168,18 +170,13 @@ class DatasetStream(IterableDataset):
 def training_crop(data: bytes, image_size: int, load_size: int, seed: int | None) -> torch.Tensor:
     """(3, S, S) float in [-1, 1]: decoded, resized and centre-cropped to `load_size`, then a
     seeded random `image_size` crop and flip (CycleGAN's jitter), or the centre for None."""
-    decoded = imaging.decode_image(data, draft_short_side=load_size)
-    square = imaging.resize_and_center_crop(decoded.image, load_size)
-    pixels = torch.from_numpy(np.array(square, dtype=np.uint8)).permute(2, 0, 1)  # (3, L, L)
     margin = load_size - image_size
     top = left = margin // 2
     flip = False
     if seed is not None:
         rng = random.Random(seed)
         top, left, flip = rng.randint(0, margin), rng.randint(0, margin), rng.random() < 0.5
-    crop = pixels[:, top : top + image_size, left : left + image_size]
-    crop = crop.flip(-1) if flip else crop
-    return crop.to(torch.get_default_dtype()).div_(127.5).sub_(1.0)
+    return normalize(crop(decode_square(data, load_size), top, left, image_size, flip))
 
 
 def _pop_random(buffer: list, rng: random.Random):

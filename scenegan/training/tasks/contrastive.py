@@ -1,0 +1,148 @@
+"""The contrastive task (CUT, Park et al. 2020): one-sided photo -> painting translation.
+
+    G: A -> B (the exported generator), P: the patch projector of PatchNCE, D: judges B.
+
+    generator loss  = adversarial(D(aug(G(a))))
+                      + nce_weight * PatchNCE(encoder(a), encoder(G(a)))
+                      [+ PatchNCE(encoder(b), encoder(G(b))), averaged, with nce_identity]
+    discriminator   = adversarial(D(aug(b)), D(aug(G(a))))
+
+No inverse generator and no cycle: content is kept by PatchNCE, which asks that each patch
+of the output be recognisable (in G's own encoder features, through P) as the patch at the
+same place in the input rather than any other patch of the image. A step costs about half
+of CycleGAN's. `nce_identity` (CUT) also maps paintings through G and asks them to keep
+their patches, which keeps G from changing what is already a painting; without it and with
+`nce_weight=10` this is the FastCUT setting (cheaper, bolder changes).
+
+Paired with the projected discriminator (frozen pretrained features) and DiffAugment on
+real and fake alike, it learns a painting style from a few dozen paintings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from scenegan import losses
+from scenegan.models import ARCHITECTURES
+from scenegan.models.nce import sample_locations
+from scenegan.training.config import ConfigError, TrainConfig
+from scenegan.training.data import step_generator
+from scenegan.training.tasks.base import PENALTY, StepBatch, Task
+
+PATCHES = PENALTY + 1  # the step generator of the PatchNCE locations
+
+# Contrastive (CUT) presets. "fewshot" is the recipe for real photos and a few dozen
+# paintings, chosen by measurement (README, "Few-shot style"): a generator that starts at
+# the identity and upsamples without transposed convolutions, the projected discriminator
+# on frozen Lite1 features with hinge loss, DiffAugment on everything D sees.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(
+        image_size=32,
+        load_size=36,
+        batch_size=2,
+        generator="resnet",
+        generator_args=dict(base_channels=16, num_blocks=3, residual=True, upsample="nearest"),
+        discriminator="projected",
+        discriminator_args=dict(head_channels=16),
+        loss="hinge",
+        augment="translation,cutout",
+        nce_patches=64,
+        steps=300,
+        sample_every=100,
+        checkpoint_every=100,
+        pool_size=0,
+        decay_start=0.5,
+    ),
+    "fewshot": dict(
+        image_size=128,
+        load_size=144,
+        batch_size=1,
+        generator="resnet",
+        generator_args=dict(base_channels=32, num_blocks=6, residual=True, upsample="nearest"),
+        discriminator="projected",
+        discriminator_args=dict(head_channels=64),
+        loss="hinge",
+        augment="translation,cutout",
+        steps=4000,
+        sample_every=500,
+        checkpoint_every=500,
+        pool_size=0,
+        decay_start=0.5,
+    ),
+}
+
+
+class ContrastiveTask(Task):
+    name = "contrastive"
+    presets = PRESETS
+    options = ("nce_weight", "nce_identity", "nce_patches", "nce_temperature", "nce_dim")
+
+    @classmethod
+    def check_config(cls, config: TrainConfig) -> None:
+        super().check_config(config)
+        if config.loss == "wgan-gp":
+            raise ConfigError(
+                "task contrastive: use --loss hinge, lsgan or bce (no gradient penalty)"
+            )
+        if not hasattr(ARCHITECTURES.get(config.generator), "nce_features"):
+            raise ConfigError(
+                "task contrastive reads the generator's encoder: use resnet or light, "
+                f"not {config.generator}"
+            )
+
+    def __init__(self, config, device, rank, world_size, domains) -> None:
+        super().__init__(config, device, rank, world_size, domains)
+        generator = self._network("G", config.generator, config.generator_args)
+        self._network(
+            "P", "patch_projector", {"channels": generator.nce_channels, "dim": config.nce_dim}
+        )
+        self._network("D", config.discriminator, config.discriminator_args)
+        self._finish(
+            {"G": (["G", "P"], config.lr_generator), "D": (["D"], config.lr_discriminator)}
+        )
+
+    def generator_loss(self, batch: StepBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        c, generator, critic = self.config, self.networks["G"], self.networks["D"]
+        real_a, real_b = batch.real["A"], batch.real["B"]
+        patches = step_generator(c.seed, batch.step, PATCHES)
+        # One forward for both: instance norm keeps the images independent.
+        inputs = torch.cat([real_a, real_b]) if c.nce_identity else real_a
+        outputs = generator(inputs)
+        fake_b = outputs[: real_a.shape[0]]
+        adv = losses.generator_loss(c.loss, critic(self._augment(fake_b, batch.augment)))
+        nce = self._patch_nce(inputs, outputs, patches)
+        batch.fake["B"] = fake_b.detach()
+        return adv + c.nce_weight * nce, {"G_adv": adv.item(), "NCE": nce.item()}
+
+    def discriminator_loss(self, batch: StepBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        critic, augment = self.networks["D"], batch.augment
+        loss = losses.discriminator_loss(
+            self.config.loss,
+            critic(self._augment(batch.real["B"], augment)),
+            critic(self._augment(batch.fake["B"], augment)),
+        )
+        return loss, {}
+
+    def _patch_nce(
+        self, inputs: torch.Tensor, outputs: torch.Tensor, patches: torch.Generator
+    ) -> torch.Tensor:
+        """PatchNCE averaged over G's encoder layers (and over the images of the batch:
+        the photos, plus the paintings with nce_identity)."""
+        generator, projector = self.networks["G"], self.networks["P"]
+        source_maps = generator.nce_features(inputs)
+        output_maps = generator.nce_features(outputs)
+        locations = sample_locations(source_maps, self.config.nce_patches, patches)
+        keys = projector(source_maps, locations)
+        queries = projector(output_maps, locations)
+        per_layer = [
+            losses.patch_nce_loss(q, k, self.config.nce_temperature)
+            for q, k in zip(queries, keys, strict=True)
+        ]
+        return torch.stack(per_layer).mean()
+
+    @torch.no_grad()
+    def sample_rows(self) -> list[torch.Tensor]:
+        a, b = self._preview("A"), self._preview("B")
+        return [a, self.ema["G"].model(a), b]
