@@ -58,12 +58,7 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
         "fewshot",
         {"generator_args": {"base_channels": 32, "num_blocks": 6, "upsample": "nearest"}},
     ),
-    "fewshot-color": ("contrastive", "fewshot", {"augment": "color,translation,cutout"}),
-    "fewshot-light-color": (
-        "contrastive",
-        "fewshot",
-        {"generator": "light", "augment": "color,translation,cutout"},
-    ),
+    "fewshot-no-color": ("contrastive", "fewshot", {"augment": "translation,cutout"}),
 }
 DEFAULT_CONFIGS = "small,small-light-aug,fewshot,fewshot-light"
 PROBE_STEPS = 12

@@ -36,7 +36,9 @@ PATCHES = PENALTY + 1  # the step generator of the PatchNCE locations
 # Contrastive (CUT) presets. "fewshot" is the recipe for real photos and a few dozen
 # paintings, chosen by measurement (README, "Few-shot style"): a generator that starts at
 # the identity and upsamples without transposed convolutions, the projected discriminator
-# on frozen Lite1 features with hinge loss, DiffAugment on everything D sees.
+# on frozen Lite1 features with hinge loss, DiffAugment (colour too) on everything D sees.
+# Without colour augmentation the generator learnt to paint pure saturated blobs (and, with
+# the ResNet, thin vertical stripes) that fool the pretrained features; see the README.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         image_size=32,
@@ -47,7 +49,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         discriminator="projected",
         discriminator_args=dict(head_channels=16),
         loss="hinge",
-        augment="translation,cutout",
+        augment="color,translation,cutout",
         nce_patches=64,
         steps=300,
         sample_every=100,
@@ -64,7 +66,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         discriminator="projected",
         discriminator_args=dict(head_channels=64),
         loss="hinge",
-        augment="translation,cutout",
+        augment="color,translation,cutout",
         steps=4000,
         sample_every=500,
         checkpoint_every=500,
