@@ -2,6 +2,8 @@
 
     python bench/train.py [--steps 4] [--inference-batches 4] [--batch-size 4]
 
+    python bench/train.py --profile [--profile-steps 6]
+
 Prints, all measured in this run:
 * steps/s and images/s of unpaired training per preset (tiny, small, cyclegan) on the
   procedural scenes, after one warm-up step;
@@ -9,6 +11,14 @@ Prints, all measured in this run:
   image, and the achieved GFLOP/s next to a large fp32 matmul's GFLOP/s (target >= 0.6 of
   it): how close the convolutions run to what this CPU can do at all;
 * on CUDA, the same inference in fp32 vs bf16 autocast + channels_last.
+
+`--profile`: where one training step's CPU time goes, on one thread at 128 px on the
+bundled real sample, for `small` (CycleGAN), `small` with the light generator, `fewshot`
+and `fewshot` with the light generator: data, the generator side's forward (generators,
+the discriminator on the fakes, the contrastive loss), its backward + Adam, the EMA, the
+discriminator's forward and its backward + Adam, and the rest (learning rates, flags,
+logged values). Each part is timed by wrapping the task's own step seams
+(`step_batch`, `generator_loss`, `_update`, `discriminator_loss`, `_update_ema`).
 """
 
 from __future__ import annotations
@@ -66,6 +76,87 @@ def training_speed(preset: str, data: Path, steps: int) -> tuple[float, float]:
     return steps / elapsed, steps * config.batch_size / elapsed
 
 
+PROFILED = {
+    "small": ("unpaired", "small", {}),
+    "small light": ("unpaired", "small", {"generator": "light"}),
+    "fewshot": ("contrastive", "fewshot", {}),
+    "fewshot light": ("contrastive", "fewshot", {"generator": "light"}),
+}
+
+
+def step_profile(name: str, data: str, steps: int) -> dict[str, float]:
+    """CPU seconds per step by part (see the module docstring), after one warm-up step."""
+    task_name, preset, overrides = PROFILED[name]
+    config = resolve_config(
+        task_name,
+        preset,
+        data=data,
+        output=tempfile.mkdtemp(),
+        source_domain="photo",
+        target_domain="painting",
+        **overrides,
+    )
+    task_type = task_class(config.task)
+    task = task_type(config, torch.device("cpu"), 0, 1, task_type.load_domains(config))
+    totals: dict[str, float] = {}
+
+    def timed(part: str, function):
+        def wrapper(*args, **kwargs):
+            started = time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                totals[part] = totals.get(part, 0.0) + time.process_time() - started
+
+        return wrapper
+
+    def update(name: str, loss):
+        part = "G backward+Adam" if name == "G" else "D backward+Adam"
+        return timed(part, original_update)(name, loss)
+
+    original_update = task._update
+    task.step_batch = timed("data", task.step_batch)
+    task.generator_loss = timed("G-side forward", task.generator_loss)
+    if hasattr(task, "_patch_nce"):  # inside the generator side's forward
+        task._patch_nce = timed("  of which PatchNCE", task._patch_nce)
+    task.discriminator_loss = timed("D forward", task.discriminator_loss)
+    task._update_ema = timed("EMA", task._update_ema)
+    task._update = update
+    task.train_step(0)  # warm-up
+    totals.clear()
+    started = time.process_time()
+    for step in range(1, steps + 1):
+        task.set_learning_rates(step)
+        task.train_step(step)
+    whole = time.process_time() - started
+    parts = {part: seconds / steps for part, seconds in totals.items()}
+    measured = sum(v for k, v in parts.items() if not k.startswith(" "))
+    return {**parts, "rest": whole / steps - measured, "step": whole / steps}
+
+
+def print_profile(steps: int) -> None:
+    data = str(Path(__file__).resolve().parents[1] / "scenegan" / "sample")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        profiles = {name: step_profile(name, data, steps) for name in PROFILED}
+    finally:
+        torch.set_num_threads(threads)
+    parts = list(dict.fromkeys(part for p in profiles.values() for part in p))
+    print(f"\nCPU ms per training step by part, 1 thread, 128 px, mean of {steps} steps:")
+    print(f"  {'part':22s}" + "".join(f"{name:>16s}" for name in profiles))
+    for part in parts:
+        cells = []
+        for profile in profiles.values():
+            value, step = profile.get(part), profile["step"]
+            cells.append(f"{value * 1e3:8.0f} ({value / step:4.0%})" if value else f"{'-':>16s}")
+        print(f"  {part:22s}" + "".join(f"{cell:>16s}" for cell in cells))
+    base = profiles["small"]["step"]
+    print(
+        "  step time vs small:  " + "".join(f"{p['step'] / base:16.2f}" for p in profiles.values())
+    )
+
+
 def inference_speed(
     model: torch.nn.Module,
     batch: torch.Tensor,
@@ -93,8 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--inference-batches", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--profile", action="store_true", help="only the per-part step profile")
+    parser.add_argument("--profile-steps", type=int, default=6)
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.profile:
+        print_profile(args.profile_steps)
+        return 0
 
     data = Path(tempfile.mkdtemp())
     try:

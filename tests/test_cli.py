@@ -77,7 +77,8 @@ def test_scenes_command_writes_the_embedded_data(tmp_path, capsys):
 
 
 def test_demo_runs_data_training_export_and_scoring(tmp_path, capsys):
-    args = ["demo", "--output", str(tmp_path), "--count", "12", "--size", "40", "--steps", "4"]
+    args = ["demo", "--scenes", "--output", str(tmp_path), "--count", "12", "--size", "40"]
+    args += ["--steps", "4"]
     assert cli.main(args) == 0
     assert len(list((tmp_path / "scenes" / "photo").glob("*.png"))) == 12
     assert len(list((tmp_path / "scenes" / "painting").glob("*.png"))) == 12
