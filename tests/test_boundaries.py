@@ -10,7 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "scenegan"
-ENTRY_POINTS = {"scenegan.cli", "scenegan.demo"}  # the only modules that may run pipelines
+# The only modules that may run pipelines: the command and its demos.
+ENTRY_POINTS = {"scenegan.cli", "scenegan.demo", "scenegan.photo_demo"}
 OUTSIDE = ("pipelines", "apache_beam")
 
 
