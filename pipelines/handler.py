@@ -10,6 +10,11 @@ minimum, the same size, so batches are full (BatchElements would otherwise start
 element and grow them adaptively); a bundle's last batch may be smaller.
 (`max_batch_weight` is deliberately not used: it crashes Beam 2.77.)
 
+Failures are results, not a failed job: a batch whose forward raises (out of memory, a
+shape the model refuses, a bug in a model) is run again one image at a time, and an image
+that still fails, or whose output holds NaN or inf, comes back as an `InferenceFailure`
+(`inference_failed` or `bad_output`, with the error) in place of its array.
+
 `num_threads` sets torch's intra-op threads in each worker process that loads the model:
 with several worker processes on one machine, each keeping torch's default (one thread
 per core) oversubscribes the cores.
@@ -17,7 +22,9 @@ per core) oversubscribes the cores.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,7 +33,23 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from pipelines.options import use_storage_emulator
 from scenegan import artifact
-from scenegan.inference import Stylizer, generate_images
+from scenegan.inference import BadOutput, Stylizer, generate_images
+
+log = logging.getLogger(__name__)
+DETAIL_CHARS = 500  # of an error's text kept in a reject row's `detail`
+
+
+@dataclass(frozen=True)
+class InferenceFailure:
+    """What an image's prediction is when there is no output: a reject reason and detail."""
+
+    reason: str  # inference_failed | bad_output
+    detail: str
+
+    @classmethod
+    def from_error(cls, error: Exception) -> InferenceFailure:
+        reason = "bad_output" if isinstance(error, BadOutput) else "inference_failed"
+        return cls(reason, f"{type(error).__name__}: {error}"[:DETAIL_CHARS])
 
 
 class SceneModelHandler(ModelHandler[np.ndarray, PredictionResult, Stylizer]):
@@ -71,15 +94,21 @@ class SceneModelHandler(ModelHandler[np.ndarray, PredictionResult, Stylizer]):
         model: Stylizer,
         inference_args: dict[str, Any] | None = None,
     ) -> Iterable[PredictionResult]:
-        outputs: list[np.ndarray | None] = [None] * len(batch)
+        outputs: list[np.ndarray | InferenceFailure | None] = [None] * len(batch)
         regular = [i for i, image in enumerate(batch) if max(image.shape[:2]) <= self.tile_above]
-        for index, output in zip(
-            regular, model.run_batch([batch[i] for i in regular]), strict=True
-        ):
+        try:
+            results = model.run_batch([batch[i] for i in regular])
+        except Exception as error:  # any model error: find the image(s) at fault
+            log.warning(
+                "a batch of %d failed (%s); retrying one image at a time", len(regular), error
+            )
+            _release_memory(model)
+            results = [_one(model.run_batch, [batch[i]]) for i in regular]
+        for index, output in zip(regular, results, strict=True):
             outputs[index] = output
         for index, image in enumerate(batch):
             if outputs[index] is None:
-                outputs[index] = model.run_tiled(image)
+                outputs[index] = _one(model.run_tiled, image)
         model_id = model.model.model_id
         return [PredictionResult(None, output, model_id) for output in outputs]
 
@@ -93,6 +122,21 @@ class SceneModelHandler(ModelHandler[np.ndarray, PredictionResult, Stylizer]):
 
     def get_metrics_namespace(self) -> str:
         return "scenegan_inference"
+
+
+def _one(function: Callable[[Any], Any], argument: Any) -> np.ndarray | InferenceFailure:
+    """One image's output, or why there is none."""
+    try:
+        output = function(argument)
+    except Exception as error:  # a model may raise anything
+        return InferenceFailure.from_error(error)
+    return output[0] if isinstance(output, list) else output
+
+
+def _release_memory(model: Stylizer) -> None:
+    """After a failed batch on CUDA (often out of memory), free the cached blocks first."""
+    if model.device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 class NoiseModelHandler(ModelHandler[int, PredictionResult, artifact.LoadedModel]):

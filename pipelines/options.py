@@ -279,14 +279,21 @@ def make_pipeline(options: PipelineOptions) -> beam.Pipeline:
     has not been measured against processes since."""
     use_storage_emulator()
     if is_local(options):
-        chosen = options.get_all_options(drop_default=True, retain_unknown_options=True)
-        if "direct_running_mode" not in chosen:
+        if not given(options, "direct_running_mode"):
             direct = options.view_as(DirectOptions)
             direct.direct_running_mode = "multi_processing"
-            if "direct_num_workers" not in chosen:
+            if not given(options, "direct_num_workers"):
                 direct.direct_num_workers = os.cpu_count() or 1
         return beam.Pipeline(runner=local_runner(options), options=options)
     return beam.Pipeline(options=options)
+
+
+def given(options: PipelineOptions, name: str) -> bool:
+    """Whether `--name` was on the command line, even with its default value (which
+    `get_all_options(drop_default=True)` drops: `--direct_running_mode in_memory` was
+    silently ignored that way)."""
+    flags = getattr(options, "_flags", None) or []
+    return any(flag == f"--{name}" or flag.startswith(f"--{name}=") for flag in flags)
 
 
 def new_run_id() -> str:

@@ -6,7 +6,9 @@
              -> RunInference(SceneModelHandler) -> WriteOutput (crop, encode, atomic write)
              -> OUT/metadata/run=<run_id>/*.parquet, OUT/report/contact-<run_id>.png
 
-Every input of the run is one metadata row: `ok`, `rejected` (with the reason) or `skipped`
+Every input of the run is one metadata row: `ok`, `rejected` (with the reason; a model that
+raises on an image or returns NaN/inf for it gives `inference_failed` / `bad_output`, never
+a failed job) or `skipped`
 (this model_id stylized the same bytes in an earlier run: that is how the nightly job only
 processes new images). Images are written to OUT/images/<image_id>.<ext> before their
 metadata row can exist, each file whole or not at all, so after a crash a rerun simply
@@ -37,7 +39,7 @@ from apache_beam.options.pipeline_options import DirectOptions
 from PIL import Image
 
 from pipelines import summary
-from pipelines.handler import NoiseModelHandler, SceneModelHandler
+from pipelines.handler import InferenceFailure, NoiseModelHandler, SceneModelHandler
 from pipelines.joins import AntiJoin
 from pipelines.options import (
     StylizeOptions,
@@ -226,7 +228,8 @@ class DecodeInput(beam.DoFn):
 
 class WriteOutput(beam.DoFn):
     """(meta, prediction) -> the image written atomically, its `ok` rows, and a thumbnail
-    pair (before, after) for the contact sheet."""
+    pair (before, after) for the contact sheet; or, where inference failed, `rejected` rows
+    (`inference_failed` / `bad_output`) and no file."""
 
     THUMBNAILS = "thumbnails"
 
@@ -238,6 +241,12 @@ class WriteOutput(beam.DoFn):
 
     def process(self, keyed: tuple[dict[str, Any], Any]) -> Iterator[Any]:
         meta, prediction = keyed
+        if isinstance(prediction.inference, InferenceFailure):
+            failure = prediction.inference
+            for uri in [meta["source_uri"], *meta.get("also", [])]:
+                row = {**meta, "source_uri": uri}
+                yield self.settings.row(row, "rejected", failure.reason, failure.detail)
+            return
         box = meta["box"]
         resize_to = meta["orig"] if self.settings.resize_back else None
         image = inference.finish(prediction.inference, box, resize_to)

@@ -11,6 +11,10 @@ padded to the generator's stride and returns uint8 arrays of the same shape, on 
   whole image is first run once shrunk to tile size, each InstanceNorm layer's per-channel
   mean and variance are recorded, and the tiles are normalised with those instead.
 
+A forward pass whose output holds NaN or inf raises `BadOutput` instead of returning the
+black image the conversion to uint8 would make of it; the caller decides what becomes of
+the batch (the stylize handler retries it one image at a time).
+
 Nothing here imports Beam: the pipelines' ModelHandler and plain loops use the same code.
 """
 
@@ -65,6 +69,10 @@ def finish(
     return image
 
 
+class BadOutput(ValueError):
+    """The generator's output holds NaN or inf: there is no image to write."""
+
+
 class Stylizer:
     """A MODEL's generator on a device, for uint8 images in and out."""
 
@@ -102,6 +110,10 @@ class Stylizer:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
             y = self.generator(x)
+        finite = torch.isfinite(y).flatten(1).all(dim=1)  # (B,)
+        if not bool(finite.all()):
+            bad = (~finite).nonzero().flatten().tolist()
+            raise BadOutput(f"NaN or inf in the model's output (batch positions {bad})")
         return pixels.to_pixels(y)  # (B, H, W, 3) uint8
 
     def run_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:

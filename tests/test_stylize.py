@@ -19,12 +19,13 @@ import torch
 from conftest import make_model
 from corpus import write_corpus
 from PIL import Image
+from torch import nn
 
 from pipelines import stylize
-from pipelines.handler import SceneModelHandler
-from scenegan import artifact, cli, imaging, scenes, storage
+from pipelines.handler import InferenceFailure, SceneModelHandler
+from scenegan import artifact, cli, imaging, models, scenes, storage
 from scenegan.inference import Stylizer
-from scenegan.models import build_model
+from scenegan.models import IMAGE_TO_IMAGE, build_model
 
 
 @pytest.fixture(scope="module")
@@ -318,3 +319,99 @@ def test_gcs_end_to_end(tmp_path, model, photos, gcs_bucket):
         assert imaging.decode_image(data).orig_format == "jpeg"
     again = run_stylize(f"{gcs_bucket}/models/m", [f"{gcs_bucket}/nightly/in/*.png"], out, *one)
     assert again["counters"]["status_skipped"] == 3
+
+
+class FaultyGenerator(nn.Module):
+    """Test-only model for fault injection: a batch holding a bright red image raises (as a
+    model refusing a shape or running out of memory would), a bright blue image comes out
+    NaN, anything else comes out unchanged."""
+
+    kind = IMAGE_TO_IMAGE
+    stride = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+        self.config: dict = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) in [-1, 1]
+        means = x.mean(dim=(2, 3))  # (B, 3)
+        if bool((means[:, 0] > 0.8).any()):
+            raise RuntimeError("this model refuses red images")
+        nan = (means[:, 2] > 0.8)[:, None, None, None]
+        y = x * self.scale
+        return torch.where(nan, torch.full_like(y, float("nan")), y)
+
+
+@pytest.fixture
+def faulty_model(tmp_path, monkeypatch) -> str:
+    """FaultyGenerator saved as a normal MODEL (its architecture registered for this test;
+    the runs below are in-process, `--direct_running_mode in_memory`, so workers see it)."""
+    monkeypatch.setitem(models.ARCHITECTURES, "faulty", FaultyGenerator)
+    path = str(tmp_path / "faulty")
+    artifact.save_model(
+        path,
+        FaultyGenerator().eval(),
+        task="unpaired",
+        image_size=32,
+        source_domain="photo",
+        target_domain="painting",
+        training={},
+        metrics={},
+    )
+    return path
+
+
+def solid(colour: tuple[int, int, int], size: int = 64) -> np.ndarray:
+    return np.full((size, size, 3), colour, np.uint8)
+
+
+def test_handler_turns_model_failures_into_results(faulty_model):
+    handler = SceneModelHandler(faulty_model, device="cpu", tile_above=48, tile_size=32)
+    loaded = handler.load_model()
+    batch = [solid((20, 200, 20)), solid((250, 10, 10)), solid((10, 10, 250)), solid((0, 90, 0))]
+    batch.append(solid((250, 10, 10), 96))  # tiled, and refused tile by tile
+    results = [r.inference for r in handler.run_inference(batch, loaded)]
+    assert np.array_equal(results[0], batch[0]) and np.array_equal(results[3], batch[3])
+    assert results[1].reason == results[4].reason == "inference_failed"
+    assert "RuntimeError: this model refuses red images" in results[1].detail
+    assert isinstance(results[2], InferenceFailure) and results[2].reason == "bad_output"
+
+
+def test_inference_failures_become_rejected_rows_and_the_job_succeeds(tmp_path, faulty_model):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    colours = {
+        "red": (250, 10, 10),
+        "blue": (10, 10, 250),
+        "green-1": (20, 200, 20),
+        "green-2": (40, 160, 40),
+        "grey": (120, 120, 120),
+    }
+    for name, colour in colours.items():
+        Image.fromarray(solid(colour)).save(folder / f"{name}.png")
+    (folder / "red-copy.png").write_bytes((folder / "red.png").read_bytes())
+    (folder / "broken.png").write_bytes(b"nope")
+    out = tmp_path / "out"
+    argv = ["stylize", "--model", faulty_model, "--input", str(folder), "--output", str(out)]
+    argv += ["--format", "png", "--batch-size", "4", "--shards", "1"]
+    assert cli.main([*argv, "--direct_running_mode", "in_memory"]) == 0
+    rows = {Path(r["source_uri"]).stem: r for r in metadata(out).to_pylist()}
+    verdicts = {name: (r["status"], r["reason"]) for name, r in rows.items()}
+    assert verdicts == {
+        "red": ("rejected", "inference_failed"),
+        "red-copy": ("rejected", "inference_failed"),
+        "blue": ("rejected", "bad_output"),
+        "green-1": ("ok", ""),
+        "green-2": ("ok", ""),
+        "grey": ("ok", ""),
+        "broken": ("rejected", "not_an_image"),
+    }
+    assert "refuses red images" in rows["red"]["detail"]
+    assert "NaN" in rows["blue"]["detail"]
+    assert all(r["output_uri"] == "" for r in rows.values() if r["status"] == "rejected")
+    written = sorted(p.name for p in (out / "images").iterdir())  # nothing partial, no black
+    assert written == sorted(f"{rows[n]['image_id']}.png" for n in ("green-1", "green-2", "grey"))
+    for name in ("green-1", "green-2", "grey"):
+        output = np.asarray(Image.open(rows[name]["output_uri"]))
+        assert np.abs(output.astype(int) - solid(colours[name])).max() <= 1
