@@ -4,8 +4,9 @@
         -> main:  (key, [elements]) for keys with new elements and no marker
         -> done:  (key, [elements]) for keys an earlier run already has
 
-Ingest keys inputs by `source_uri` against the dataset's rows; stylize keys images by
-`image_id` against the rows this model_id wrote. Only keys and small dicts cross it.
+Ingest keys inputs by `source_uri` against the dataset's rows. (Stylize, which can run
+several models, joins `image_id` with each style's done markers in its own
+`SplitDoneStyles`.) Only keys and small dicts cross it.
 """
 
 from __future__ import annotations

@@ -120,7 +120,15 @@ class StylizeOptions(SceneganOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--model", metavar="MODEL", help="a MODEL directory (local/gs://)")
+        parser.add_argument(
+            "--model",
+            dest="models",
+            action="append",
+            metavar="MODEL",
+            help="a MODEL directory (local/gs://) or REGISTRY/<name>/latest; give it again "
+            "for more styles in one job (each in OUT/<style>/, <style> = the registry name "
+            "or the MODEL folder's name; NAME=MODEL names it)",
+        )
         parser.add_argument(
             "--resize-back",
             dest="resize_back",

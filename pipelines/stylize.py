@@ -1,7 +1,7 @@
 """The stylize pipeline: a MODEL over folders, buckets, manifests or a dataset, nightly.
 
     PATTERNs -> ExpandInputs -> Reshuffle -> ProbeInput (hash, header size)
-             -> SkipStylized (anti-join on image_id with OUT's metadata for this model_id)
+             -> SkipStylized (join on image_id with each style's OUT metadata for its model_id)
              -> GroupByKey on (padded shape, shard) -> DecodeInput (decode, resize, pad)
              -> RunInference(SceneModelHandler) -> WriteOutput (crop, encode, atomic write)
              -> OUT/metadata/run=<run_id>/*.parquet, OUT/report/contact-<run_id>.png
@@ -15,17 +15,24 @@ metadata row can exist, each file whole or not at all, so after a crash a rerun 
 redoes what has no row. Only ids, URIs and shapes cross the joins; pixels are decoded after
 the batching, in the same fused stage as inference.
 
+Several styles in one job (`--model A --model B`): each image is listed, hashed, probed,
+decoded and skip-checked once and then runs through every model still to do it, one
+RunInference (so one handler, and batches of one model) per style. Each `OUT/<style>/` is
+exactly the OUT one model alone would write; with one `--model` the output is OUT itself.
+
 `generate` (unconditional models) uses the same output contract, from seeded noise.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -40,7 +47,6 @@ from PIL import Image
 
 from pipelines import summary
 from pipelines.handler import InferenceFailure, NoiseModelHandler, SceneModelHandler
-from pipelines.joins import AntiJoin
 from pipelines.options import (
     StylizeOptions,
     is_local,
@@ -72,13 +78,44 @@ METADATA_SCHEMA = pa.schema(
     ]
 )
 THUMBNAIL = 96
+STYLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+REGISTRY_LEAF = re.compile(r"^(latest|v[0-9]{4,})$")
+
+
+@dataclass(frozen=True)
+class Style:
+    """One `--model` of the job: its name (OUT/<name>/ when there are several), the MODEL
+    path it resolved to at launch, and the model, loaded and verified."""
+
+    name: str
+    path: str
+    model: artifact.LoadedModel
+
+
+def style_name(value: str) -> tuple[str, str]:
+    """`--model` value -> (style name, MODEL path): `NAME=PATH` names it; otherwise the
+    registry name of REGISTRY/<name>/latest|vNNNN, or the MODEL folder's name."""
+    name, equals, path = value.partition("=")
+    if equals and STYLE_NAME.match(name) and not storage.exists(storage.join(value, "model.json")):
+        return name, path
+    parts = value.rstrip("/").split("/")
+    if len(parts) > 1 and REGISTRY_LEAF.match(parts[-1]):
+        return parts[-2], value
+    return parts[-1], value
 
 
 class Settings:
-    """What the DoFns need from the options: plain values, cheap to pickle."""
+    """What the DoFns need from the options and one style: plain values, cheap to pickle."""
 
-    def __init__(self, options: StylizeOptions, model_id: str, stride: int, run_id: str):
-        self.output = options.output.rstrip("/")
+    def __init__(
+        self, options: StylizeOptions, style: Style, run_id: str, several: bool = False
+    ) -> None:
+        output = options.output.rstrip("/")
+        self.output = f"{output}/{style.name}" if several else output
+        self.name, self.model_path = style.name, style.path
+        self.counter_prefix = f"{style.name}/" if several else ""  # Beam counter names
+        self.label = f" [{style.name}]" if several else ""  # Beam step names
+        model_id, stride = style.model.model_id, style.model.stride
         self.model_id, self.run_id = model_id, run_id
         self.max_side = 512 if options.max_side is None else (options.max_side or None)
         self.multiple = inference.bucket_multiple(stride, options.bucket)
@@ -117,14 +154,26 @@ class Settings:
         }
 
 
+def rejected(
+    styles: Sequence[Settings], item: dict[str, Any], reason: str, detail: str
+) -> Iterator[Any]:
+    """(style, `rejected` row) for each style: an input refused before any model ran
+    counts in every style's OUT."""
+    for settings in styles:
+        row = settings.row(item, "rejected", reason, detail)
+        yield beam.pvalue.TaggedOutput(ProbeInput.REJECTED, (settings.name, row))
+
+
 class ProbeInput(beam.DoFn):
     """Candidate -> (image_id, meta): id and the padded shape it will run at, from the
-    header. Plain files drop their bytes here and are read again to decode."""
+    header (padded to every style's multiple, for batching). Plain files drop their bytes
+    here and are read again to decode. Rejects are (style, row), one per style."""
 
     REJECTED = "rejected"
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, styles: Sequence[Settings]) -> None:
+        self.styles = list(styles)
+        self.multiple = math.lcm(*(settings.multiple for settings in self.styles))
 
     def setup(self) -> None:
         use_storage_emulator()
@@ -133,24 +182,20 @@ class ProbeInput(beam.DoFn):
         Metrics.counter(NAMESPACE, "read").inc()
         data, failure = read_input(item)
         if failure is not None:
-            yield beam.pvalue.TaggedOutput(
-                self.REJECTED, self.settings.row(item, "rejected", *failure)
-            )
+            yield from rejected(self.styles, item, *failure)
             return
         image_id = item.get("image_id") or dataset.image_id_for(data)
         item = {**item, "image_id": image_id}
         if not IMAGE_ID.match(image_id):
-            row = self.settings.row(item, "rejected", "unreadable", "the image_id is not a hash")
-            yield beam.pvalue.TaggedOutput(self.REJECTED, row)
+            yield from rejected(self.styles, item, "unreadable", "the image_id is not a hash")
             return
         try:
             width, height, _ = imaging.probe_image(data)
         except imaging.ImageError as error:
-            row = self.settings.row(item, "rejected", error.reason, error.detail)
-            yield beam.pvalue.TaggedOutput(self.REJECTED, row)
+            yield from rejected(self.styles, item, error.reason, error.detail)
             return
-        w, h = imaging.max_side_size(width, height, self.settings.max_side)
-        m = self.settings.multiple
+        w, h = imaging.max_side_size(width, height, self.styles[0].max_side)
+        m = self.multiple
         shape = (-(-h // m) * m, -(-w // m) * m)
         keep = item["data"] if item["data"] is not None else None  # archive/dataset bytes
         yield image_id, {**item, "data": keep, "shape": shape, "orig": (width, height)}
@@ -164,18 +209,32 @@ def one_image(keyed: tuple[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return {**new[0], "also": [meta["source_uri"] for meta in new[1:]]}
 
 
-class SkippedRows(beam.DoFn):
-    """The inputs of an image this model_id already made -> their `skipped` rows."""
+class SplitDoneStyles(beam.DoFn):
+    """(image_id, {"new": metas, "done": styles whose model made it earlier}) -> the one
+    meta to process with the styles still to do (main), and (style, `skipped` row) for
+    each input and each done style (SKIPPED). Keys without new inputs vanish."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    SKIPPED = "skipped"
 
-    def process(self, keyed: tuple[str, list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
-        _, new = keyed
-        for meta in sorted(new, key=lambda meta: meta["source_uri"]):
-            yield self.settings.row(
-                meta, "skipped", "already_stylized", "by this model_id in an earlier run"
-            )
+    def __init__(self, styles: Sequence[Settings]) -> None:
+        self.styles = list(styles)
+
+    def process(self, joined: tuple[str, dict[str, Iterable]]) -> Iterator[Any]:
+        image_id, groups = joined
+        new = sorted(groups["new"], key=lambda meta: meta["source_uri"])
+        if not new:
+            return
+        done = set(groups["done"])
+        for settings in self.styles:
+            if settings.name in done:
+                for meta in new:
+                    row = settings.row(
+                        meta, "skipped", "already_stylized", "by this model_id in an earlier run"
+                    )
+                    yield beam.pvalue.TaggedOutput(self.SKIPPED, (settings.name, row))
+        todo = [settings.name for settings in self.styles if settings.name not in done]
+        if todo:
+            yield {**one_image((image_id, new)), "styles": todo}
 
 
 class KeyByShape(beam.DoFn):
@@ -194,36 +253,53 @@ class KeyByShape(beam.DoFn):
 
 
 class DecodeInput(beam.DoFn):
-    """A batch of metas -> (meta, padded uint8 pixels), or `rejected` rows."""
+    """A batch of metas -> for each style still to do, (meta, padded uint8 pixels) on that
+    style's output (`DecodeInput.tag(i)`); or (style, `rejected` row)s. Each image is
+    decoded once; it is resized and padded once per distinct padding multiple."""
 
     REJECTED = "rejected"
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, styles: Sequence[Settings]) -> None:
+        self.styles = list(styles)
+
+    @staticmethod
+    def tag(index: int) -> str:
+        return f"style_{index}"
 
     def setup(self) -> None:
         use_storage_emulator()
 
     def process(self, keyed: tuple[Any, Iterable[dict[str, Any]]]) -> Iterator[Any]:
         _, metas = keyed
+        max_side = self.styles[0].max_side
         for meta in metas:
+            todo = [(i, s) for i, s in enumerate(self.styles) if s.name in meta["styles"]]
             data, failure = read_again(meta)  # dataset rows keep their ingest-time id
             try:
                 if failure is not None:
                     raise imaging.ImageError(*failure)
-                decoded = imaging.decode_image(data, draft_max_side=self.settings.max_side)
+                decoded = imaging.decode_image(data, draft_max_side=max_side)
             except imaging.ImageError as error:
-                yield beam.pvalue.TaggedOutput(
-                    self.REJECTED, self.settings.row(meta, "rejected", error.reason, error.detail)
-                )
+                for _, settings in todo:
+                    for uri in [meta["source_uri"], *meta.get("also", [])]:
+                        row = {**meta, "source_uri": uri}
+                        row = settings.row(row, "rejected", error.reason, error.detail)
+                        yield beam.pvalue.TaggedOutput(self.REJECTED, (settings.name, row))
                 continue
-            prepared = inference.prepare(
-                decoded.image, max_side=self.settings.max_side, multiple=self.settings.multiple
-            )
-            light = {k: v for k, v in meta.items() if k != "data"}
+            light = {k: v for k, v in meta.items() if k not in ("data", "styles")}
             before = decoded.image.copy()
             before.thumbnail((THUMBNAIL, THUMBNAIL))  # for the contact sheet
-            yield {**light, "box": prepared.box, "before": np.asarray(before)}, prepared.pixels
+            light["before"] = np.asarray(before)
+            prepared: dict[int, inference.Prepared] = {}
+            for index, settings in todo:
+                if settings.multiple not in prepared:
+                    prepared[settings.multiple] = inference.prepare(
+                        decoded.image, max_side=max_side, multiple=settings.multiple
+                    )
+                ready = prepared[settings.multiple]
+                yield beam.pvalue.TaggedOutput(
+                    self.tag(index), ({**light, "box": ready.box}, ready.pixels)
+                )
 
 
 class WriteOutput(beam.DoFn):
@@ -254,7 +330,7 @@ class WriteOutput(beam.DoFn):
             image, self.settings.image_format, quality=self.settings.quality
         )
         storage.write_bytes(self.settings.output_uri(meta["image_id"]), data)
-        Metrics.counter(NAMESPACE, "ok").inc()
+        Metrics.counter(NAMESPACE, f"{self.settings.counter_prefix}ok").inc()
         yield self.settings.row(meta, "ok", size=image.size)
         for uri in meta.get("also", []):
             yield self.settings.row(
@@ -303,27 +379,31 @@ class WriteReport(beam.DoFn):
 
 
 class CountRows(beam.DoFn):
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix  # "<style>/" when a job has several styles
+
     def process(self, row: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        Metrics.counter(NAMESPACE, f"status_{row['status']}").inc()
+        Metrics.counter(NAMESPACE, f"{self.prefix}status_{row['status']}").inc()
         if row["reason"] and row["status"] == "rejected":
-            Metrics.counter(NAMESPACE, f"rejected_{row['reason']}").inc()
+            Metrics.counter(NAMESPACE, f"{self.prefix}rejected_{row['reason']}").inc()
         yield row
 
 
 class DoneImageIds(beam.PTransform):
-    """(image_id, True) for each image this model_id made in earlier runs (OUT's metadata)."""
+    """(image_id, style) for each image this style's model_id made in earlier runs (its
+    OUT's metadata)."""
 
-    def __init__(self, output: str, model_id: str) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__()
-        self.output, self.model_id = output, model_id
+        self.settings = settings
 
     def expand(self, pipeline):
         return (
             pipeline
-            | "ListMetadata" >> beam.Create([f"{self.output}/metadata/run=*/*.parquet"])
+            | "ListMetadata" >> beam.Create([f"{self.settings.output}/metadata/run=*/*.parquet"])
             | "ReadMetadata" >> ReadAllFromParquet(columns=["image_id", "model_id", "status"])
-            | "ThisModelOk" >> beam.Filter(_made_by, self.model_id)
-            | "KeyDone" >> beam.Map(_done_marker)
+            | "ThisModelOk" >> beam.Filter(_made_by, self.settings.model_id)
+            | "KeyDone" >> beam.Map(_done_marker, self.settings.name)
         )
 
 
@@ -331,39 +411,71 @@ def _made_by(row: dict[str, Any], model_id: str) -> bool:
     return row["model_id"] == model_id and row["status"] == "ok"
 
 
-def _done_marker(row: dict[str, Any]) -> tuple[str, bool]:
-    return row["image_id"], True
+def _done_marker(row: dict[str, Any], style: str) -> tuple[str, str]:
+    return row["image_id"], style
 
 
 # --- the graphs ---------------------------------------------------------------------------
 
 
-def build(pipeline: beam.Pipeline, options: StylizeOptions, settings: Settings) -> Any:
-    """Add the stylize graph; returns the metadata rows."""
+def build(pipeline: beam.Pipeline, options: StylizeOptions, styles: list[Settings]) -> Any:
+    """Add the stylize graph for one or more styles; returns each style's metadata rows."""
+    probe = ProbeInput(styles)
     probed = (
         pipeline
         | "MatchInputs" >> MatchInputs(options.inputs)
-        | "ProbeInput"
-        >> beam.ParDo(ProbeInput(settings)).with_outputs(ProbeInput.REJECTED, main="probed")
+        | "ProbeInput" >> beam.ParDo(probe).with_outputs(ProbeInput.REJECTED, main="probed")
     )
-    done = pipeline | "DoneImageIds" >> DoneImageIds(settings.output, settings.model_id)
-    joined = {"new": probed.probed, "done": done} | "SkipStylized" >> AntiJoin()
-    skipped = joined[AntiJoin.DONE] | "SkippedRows" >> beam.ParDo(SkippedRows(settings))
+    done = [
+        pipeline | f"DoneImageIds{settings.label}" >> DoneImageIds(settings) for settings in styles
+    ]
+    joined = (
+        {"new": probed.probed, "done": done | "AllDone" >> beam.Flatten()}
+        | "SkipStylized" >> beam.CoGroupByKey()
+        | "SplitDoneStyles"
+        >> beam.ParDo(SplitDoneStyles(styles)).with_outputs(SplitDoneStyles.SKIPPED, main="todo")
+    )
+    tags = [DecodeInput.tag(index) for index in range(len(styles))]
     decoded = (
         joined.todo
-        | "OneInputPerImage" >> beam.Map(one_image)
-        | "KeyByShape" >> beam.ParDo(KeyByShape(settings))
+        | "KeyByShape" >> beam.ParDo(KeyByShape(styles[0]))
         # A plain GroupByKey, not GroupIntoBatches: the local runner shares the latter's
         # state between workers and flushes what is left in it from one worker, at the end
         # (most of a run's images, measured: one of two workers idle). Grouped keys are dealt
         # out to the workers; RunInference cuts each group into batches of --batch-size.
         | "GroupByShape" >> beam.GroupByKey()
-        | "DecodeInput"
-        >> beam.ParDo(DecodeInput(settings)).with_outputs(DecodeInput.REJECTED, main="decoded")
+        | "DecodeInput" >> beam.ParDo(DecodeInput(styles)).with_outputs(DecodeInput.REJECTED, *tags)
     )
+    early = (  # (style, row) of inputs refused before inference, for every style
+        (
+            probed[ProbeInput.REJECTED],
+            joined[SplitDoneStyles.SKIPPED],
+            decoded[DecodeInput.REJECTED],
+        )
+        | "EarlyRows" >> beam.Flatten()
+        | "ByStyle" >> beam.Partition(_style_index, len(styles), [s.name for s in styles])
+    )
+    return [
+        _stylize_one(options, settings, decoded[tag], early[index])
+        for index, (settings, tag) in enumerate(zip(styles, tags, strict=True))
+    ]
+
+
+def _style_index(keyed: tuple[str, Any], _count: int, names: list[str]) -> int:
+    return names.index(keyed[0])
+
+
+def _row_of(keyed: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    return keyed[1]
+
+
+def _stylize_one(options: StylizeOptions, settings: Settings, decoded: Any, early: Any) -> Any:
+    """One style's RunInference (its own handler: batches never mix models), writes,
+    report and metadata."""
+    label = settings.label
     handler = KeyedModelHandler(
         SceneModelHandler(
-            options.model,
+            settings.model_path,
             device=options.device,
             amp=options.amp,
             max_batch_size=options.batch_size,
@@ -374,19 +486,14 @@ def build(pipeline: beam.Pipeline, options: StylizeOptions, settings: Settings) 
         )
     )
     written = (
-        decoded.decoded
-        | "RunInference" >> RunInference(handler)
-        | "WriteOutput"
+        decoded
+        | f"RunInference{label}" >> RunInference(handler)
+        | f"WriteOutput{label}"
         >> beam.ParDo(WriteOutput(settings)).with_outputs(WriteOutput.THUMBNAILS, main="rows")
     )
     _report(written[WriteOutput.THUMBNAILS], options.report_samples, settings)
-    rows = (
-        written.rows,
-        skipped,
-        probed[ProbeInput.REJECTED],
-        decoded[DecodeInput.REJECTED],
-    )
-    return _write_metadata(rows, settings)
+    others = early | f"RowOf{label}" >> beam.Map(_row_of)
+    return _write_metadata((written.rows, others), settings)
 
 
 def threads_per_worker(options: StylizeOptions) -> int | None:
@@ -405,8 +512,8 @@ def _report(thumbnails, count: int, settings: Settings) -> None:
         return
     (
         thumbnails
-        | "SampleForReport" >> beam.combiners.Top.Smallest(count, key=_first)
-        | "WriteReport" >> beam.ParDo(WriteReport(settings))
+        | f"SampleForReport{settings.label}" >> beam.combiners.Top.Smallest(count, key=_first)
+        | f"WriteReport{settings.label}" >> beam.ParDo(WriteReport(settings))
     )
 
 
@@ -415,8 +522,13 @@ def _first(pair: tuple[str, Any]) -> str:
 
 
 def _write_metadata(rows: tuple, settings: Settings) -> Any:
-    merged = rows | "AllRows" >> beam.Flatten() | "CountRows" >> beam.ParDo(CountRows())
-    merged | "WriteMetadata" >> WriteToParquet(
+    label = settings.label
+    merged = (
+        rows
+        | f"AllRows{label}" >> beam.Flatten()
+        | f"CountRows{label}" >> beam.ParDo(CountRows(settings.counter_prefix))
+    )
+    merged | f"WriteMetadata{label}" >> WriteToParquet(
         f"{settings.output}/metadata/run={settings.run_id}/part",
         schema=METADATA_SCHEMA,
         file_name_suffix=".parquet",
@@ -428,7 +540,10 @@ def _write_metadata(rows: tuple, settings: Settings) -> Any:
 def build_generate(pipeline: beam.Pipeline, options: StylizeOptions, settings: Settings) -> Any:
     """Unconditional generation: indices -> seeded noise -> images, same output contract."""
     handler = NoiseModelHandler(
-        options.model, seed=options.seed, device=options.device, max_batch_size=options.batch_size
+        settings.model_path,
+        seed=options.seed,
+        device=options.device,
+        max_batch_size=options.batch_size,
     )
     written = (
         pipeline
@@ -462,27 +577,45 @@ class WriteGenerated(beam.DoFn):
 # --- running ------------------------------------------------------------------------------
 
 
-def validate(options: StylizeOptions, generate: bool = False) -> artifact.LoadedModel:
-    """Check flags and load MODEL fully (weights verified) before any work is started."""
-    need = [("--model", options.model), ("--output", options.output)]
+def validate(options: StylizeOptions, generate: bool = False) -> list[Style]:
+    """Check flags and load every MODEL fully (weights verified) before any work is started."""
+    need = [("--model", options.models), ("--output", options.output)]
     need += [("--count", options.count)] if generate else [("--input", options.inputs)]
     missing = [flag for flag, value in need if not value]
     if missing:
         raise ValueError(f"{'generate' if generate else 'stylize'} needs {', '.join(missing)}")
     if options.batch_size < 1 or not 1 <= options.quality <= 100:
         raise ValueError("--batch-size must be >= 1 and --quality in 1..100")
+    if generate and len(options.models) > 1:
+        raise ValueError("generate takes one --model")
+    named = [style_name(value) for value in options.models]
+    names = [name for name, _ in named]
+    for name, path in named:
+        if not STYLE_NAME.match(name):
+            raise ValueError(
+                f"--model {path}: {name!r} cannot name a style folder; name it with "
+                "--model NAME=MODEL (letters, digits, '.', '_', '-')"
+            )
+        if names.count(name) > 1:
+            raise ValueError(
+                f"two --model flags are named {name!r}; tell them apart with --model NAME=MODEL"
+            )
     # Resolve REGISTRY/<name>/latest once, here: every worker then loads the same version
     # even if a promote moves `latest` while the job runs.
-    options.model = resolve_model_path(options.model)
-    model = artifact.load_model(options.model)
+    return [_load_style(name, path, generate) for name, path in named]
+
+
+def _load_style(name: str, path: str, generate: bool) -> Style:
+    resolved = resolve_model_path(path)
+    model = artifact.load_model(resolved)
     if generate and not model.generates_from_noise:
         raise ValueError(
-            f"{options.model} is an {model.kind} model; generate needs a noise-to-image "
+            f"{resolved} is an {model.kind} model; generate needs a noise-to-image "
             "one (use stylize)"
         )
     if not generate and model.generates_from_noise:
-        raise ValueError(f"{options.model} is a {model.kind} model; use `scenegan generate`")
-    return model
+        raise ValueError(f"{resolved} is a {model.kind} model; use `scenegan generate`")
+    return Style(name, resolved, model)
 
 
 def remove_leftovers(output: str) -> None:
@@ -499,25 +632,45 @@ def remove_leftovers(output: str) -> None:
 def run(
     argv: Sequence[str] | None = None, *, generate: bool = False, wait: bool = True
 ) -> dict[str, Any]:
-    """Run stylize (or generate) to completion; returns counters, run id and timings.
-    `wait=False` (Flex Template launches) returns once the job is submitted."""
+    """Run stylize (or generate) to completion; returns counters, run id and timings (and,
+    with several styles, `styles`: each style's counters). `wait=False` (Flex Template
+    launches) returns once the job is submitted."""
     options = parse_options(argv, StylizeOptions)
     use_storage_emulator()
-    model = validate(options, generate)
+    styles = validate(options, generate)
     run_id = options.run_id or new_run_id()
-    settings = Settings(options, model.model_id, model.stride, run_id)
-    remove_leftovers(settings.output)
+    several = len(styles) > 1
+    settings = [Settings(options, style, run_id, several) for style in styles]
+    for each in settings:
+        remove_leftovers(each.output)
     started = time.perf_counter()
     pipeline = make_pipeline(options)
-    (build_generate if generate else build)(pipeline, options, settings)
+    if generate:
+        build_generate(pipeline, options, settings[0])
+    else:
+        build(pipeline, options, settings)
     result = pipeline.run()
+    model_id = styles[0].model.model_id
     if not wait:
-        return {"run_id": run_id, "result": result, "model_id": model.model_id}
+        return {"run_id": run_id, "result": result, "model_id": model_id}
     result.wait_until_finish()
     seconds = time.perf_counter() - started
     counters = summary.counters(result, NAMESPACE)
-    print(summary.stylize_table(counters, seconds, settings.output, run_id))
-    return {"run_id": run_id, "counters": counters, "seconds": seconds, "model_id": model.model_id}
+    done = {"run_id": run_id, "counters": counters, "seconds": seconds, "model_id": model_id}
+    if not several:
+        print(summary.stylize_table(counters, seconds, settings[0].output, run_id))
+        return done
+    done["styles"] = {}
+    for each in settings:
+        own = {
+            name.removeprefix(each.counter_prefix): value
+            for name, value in counters.items()
+            if name.startswith(each.counter_prefix)
+        }
+        own["read"] = counters.get("read", 0)
+        done["styles"][each.name] = own
+        print(summary.stylize_table(own, seconds, each.output, f"{run_id}, style {each.name}"))
+    return done
 
 
 def main(argv: Sequence[str] | None = None, *, generate: bool = False, wait: bool = True) -> int:

@@ -182,7 +182,7 @@ def test_every_parameter_is_accepted_by_the_real_pipeline_parser(pipeline, monke
         everything = options.get_all_options()  # Beam's own options
         own = options.view_as(flex_main.OPTIONS[pipeline])  # the pipeline's flags
         got = getattr(own, flags[name].action.dest) if name in flags else everything[name]
-        if name == "input":
+        if name in ("input", "model"):  # repeatable flags
             assert got == [value]
         elif name in flags and flags[name].is_switch:
             assert got is True

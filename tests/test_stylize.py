@@ -300,7 +300,7 @@ def test_generate_is_reproducible_per_seed(tmp_path):
     assert a == b and len(a) == 5
     rows = metadata(tmp_path / "a").to_pylist()
     assert {r["status"] for r in rows} == {"ok"} and len(rows) == 5
-    with pytest.raises(ValueError, match="unconditional"):
+    with pytest.raises(ValueError, match="noise-to-image"):
         run_stylize(path, [tmp_path], tmp_path / "c")
 
 
@@ -415,3 +415,61 @@ def test_inference_failures_become_rejected_rows_and_the_job_succeeds(tmp_path, 
     for name in ("green-1", "green-2", "grey"):
         output = np.asarray(Image.open(rows[name]["output_uri"]))
         assert np.abs(output.astype(int) - solid(colours[name])).max() <= 1
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def comparable(output: Path) -> list[tuple]:
+    """A run's metadata without what differs between OUTs: run ids and the OUT prefix."""
+    return sorted(
+        (r["source_uri"], r["image_id"], r["model_id"], r["status"], r["reason"], r["width"])
+        for r in metadata(output).to_pylist()
+    )
+
+
+def test_several_styles_in_one_job_equal_separate_runs_and_rerun_per_style(tmp_path, model, photos):
+    from scenegan.registry import promote
+
+    promote(str(tmp_path / "registry"), "painting", model=model)
+    light = make_model(str(tmp_path / "light-one"), "light")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    files = sorted(photos.iterdir())
+    for path in files[:4]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    one = ("--direct_running_mode", "in_memory", "--format", "png")
+    latest = str(tmp_path / "registry" / "painting" / "latest")
+    both = ["--model", latest, "--model", light]
+    joint = run_stylize(both[1], [folder], tmp_path / "joint", *both[2:], *one)
+    assert set(joint["styles"]) == {"painting", "light-one"}
+    assert sorted(p.name for p in (tmp_path / "joint").iterdir()) == ["light-one", "painting"]
+    for style, path in (("painting", model), ("light-one", light)):
+        alone = tmp_path / f"alone-{style}"
+        run_stylize(path, [folder], alone, *one)
+        assert sorted(p.name for p in alone.iterdir()) == ["images", "metadata", "report"]
+        assert files_of(tmp_path / "joint" / style / "images") == files_of(alone / "images")
+        assert comparable(tmp_path / "joint" / style) == comparable(alone)
+        assert joint["styles"][style]["status_ok"] == 4
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "joint").rglob("images/*")}
+
+    for path in files[4:]:  # the next night: two new photos, and a third style
+        (folder / path.name).write_bytes(path.read_bytes())
+    cartoon = make_model(str(tmp_path / "third"), seed=7)
+    again = run_stylize(
+        both[1], [folder], tmp_path / "joint", *both[2:], "--model", f"cartoon={cartoon}", *one
+    )
+    counts = {
+        style: (c.get("status_ok", 0), c.get("status_skipped", 0))
+        for style, c in again["styles"].items()
+    }
+    assert counts == {"painting": (2, 4), "light-one": (2, 4), "cartoon": (6, 0)}
+    for path, stamp in stamps.items():
+        assert path.stat().st_mtime_ns == stamp  # nothing redone
+    rows = [r for r in metadata(tmp_path / "joint" / "cartoon").to_pylist()]
+    assert len(rows) == 6 and {r["status"] for r in rows} == {"ok"}
+
+    with pytest.raises(ValueError, match="named 'x'"):
+        run_stylize(f"x={model}", [folder], tmp_path / "refused", "--model", f"x={light}")
+    assert not (tmp_path / "refused").exists()
