@@ -11,6 +11,7 @@ rank 0 alone writes the run directory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -18,7 +19,7 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,12 +90,37 @@ def _training_loop(
     progress: bool,
 ) -> TrainResult:
     rank, world_size = _init_distributed()
-    device = _device()
     run = RunDirectory(config.output)
     start, state = _starting_point(run, config, resume)
     seed_everything(config.seed)  # network initialisation: the same on every rank
     task_type = task_class(config.task)
     domains = task_type.load_domains(config, start_step=start, rank=rank, world_size=world_size)
+    with closing_streams(domains):
+        return _train(task_type, config, run, (start, state), domains, on_step, progress)
+
+
+@contextlib.contextmanager
+def closing_streams(domains: dict) -> Iterator[None]:
+    """Stop the streamed domains' loader workers however the run ends."""
+    try:
+        yield
+    finally:
+        for images in domains.values():
+            if isinstance(images, StreamedDomain):
+                images.close()
+
+
+def _train(
+    task_type: type[Task],
+    config: TrainConfig,
+    run: RunDirectory,
+    restart: tuple[int, dict | None],
+    domains: dict,
+    on_step: Callable[[int, Task], None] | None,
+    progress: bool,
+) -> TrainResult:
+    (start, state), (rank, world_size) = restart, _init_distributed()  # idempotent
+    device = _device()
     task = task_type(config, device, rank, world_size, domains)
     fingerprint = data_fingerprint(domains)
     held_out = _held_out(task_type, config) if rank == 0 and config.eval_every >= 0 else None

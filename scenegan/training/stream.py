@@ -17,11 +17,17 @@ them, so a resumed run sees the images an uninterrupted one would.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import hashlib
+import multiprocessing
+import os
 import random
 import signal
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
+from multiprocessing.synchronize import Event as EventType
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -186,13 +192,29 @@ def _pop_random(buffer: list, rng: random.Random):
     return buffer.pop()
 
 
-def ignore_stop_signals(_worker_id: int) -> None:
-    """DataLoader workers ignore SIGTERM and SIGINT. Sent to the whole process group, the
-    signal would otherwise kill them before the training process could finish its step and
+def ignore_stop_signals(stopping: EventType, _worker_id: int) -> None:
+    """DataLoader workers ignore SIGINT, and SIGTERM until their training process is
+    shutting them down (`stopping` set). Sent to the whole process group, a stop signal
+    would otherwise kill them before the training process could finish its step and
     checkpoint (the loader then fails the run with "worker exited unexpectedly"). The
-    training process stops them itself when it exits."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, signal.SIG_IGN)
+    training process stops them itself (`StreamedDomain.close`, also at interpreter exit,
+    when multiprocessing terminates its daemonic children with SIGTERM)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def on_term(_signum: int, _frame: object) -> None:
+        if stopping.is_set():
+            os._exit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+_OPEN: weakref.WeakSet[StreamedDomain] = weakref.WeakSet()
+
+
+@atexit.register  # registered after multiprocessing's own exit hook, so it runs before it
+def _close_open_domains() -> None:
+    for domain in list(_OPEN):
+        domain.close()
 
 
 class StreamedDomain:
@@ -202,16 +224,18 @@ class StreamedDomain:
     def __init__(self, stream: DatasetStream, *, num_workers: int = 2, preview: int = 6):
         self.name = stream.domain
         self.stream = stream
+        self._stopping = multiprocessing.get_context().Event()
         self.loader = DataLoader(
             stream,
             batch_size=stream.batch_size,
             num_workers=num_workers,
             persistent_workers=num_workers > 0,
-            worker_init_fn=ignore_stop_signals,
+            worker_init_fn=functools.partial(ignore_stop_signals, self._stopping),
             prefetch_factor=2 if num_workers > 0 else None,
         )
         self._batches: Iterator[torch.Tensor] | None = None
         self.preview = self._preview(preview)
+        _OPEN.add(self)
 
     def __len__(self) -> int:
         return len(self.stream)
@@ -220,6 +244,15 @@ class StreamedDomain:
         if self._batches is None:
             self._batches = iter(self.loader)
         return next(self._batches)
+
+    def close(self) -> None:
+        """Stop the loader's worker processes (they now accept SIGTERM)."""
+        self._stopping.set()
+        batches, self._batches = self._batches, None
+        shutdown = getattr(batches, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+        _OPEN.discard(self)
 
     def _preview(self, count: int) -> torch.Tensor:
         """The first `count` rows of the first row group, centre-cropped: the sample grid."""
