@@ -154,7 +154,9 @@ def test_concurrent_promotes_keep_the_registry_consistent(tmp_path, models):
         assert sorted(o[1] for o in done) == [f"v{i:04d}" for i in range(1, len(done) + 1)]
         assert registry.versions(root, "p2p") == sorted(o[1] for o in done)
         best = artifact.load_model(models["better"]).model_id
-        assert artifact.load_model(f"{root}/p2p/latest").model_id == best
+        assert (
+            artifact.load_model(registry.resolve_model_path(f"{root}/p2p/latest")).model_id == best
+        )
         assert not storage.exists(f"{root}/p2p/{registry.LOCK}")
 
 
