@@ -25,6 +25,7 @@ def one_thread():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # 2,500 steps on one thread plus two Beam jobs: ~10 min here
 def test_tiny_unpaired_training_beats_identity_by_3_db(tmp_path, one_thread):
     scores = run_demo(tmp_path)  # the demo's defaults are the configuration under test
 
