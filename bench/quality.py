@@ -59,6 +59,32 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
         {"generator_args": {"base_channels": 32, "num_blocks": 6, "upsample": "nearest"}},
     ),
     "fewshot-no-color": ("contrastive", "fewshot", {"augment": "translation,cutout"}),
+    # ablations of fewshot + light generator: the projected discriminator's inputs, the
+    # content/style balance and the learning rate
+    "fl-mix": (
+        "contrastive",
+        "fewshot",
+        {"generator": "light", "discriminator_args": {"head_channels": 64, "mixing": 64}},
+    ),
+    "fl-levels": (
+        "contrastive",
+        "fewshot",
+        {"generator": "light", "discriminator_args": {"head_channels": 64, "levels": "8,16,32"}},
+    ),
+    "fl-mix-levels": (
+        "contrastive",
+        "fewshot",
+        {
+            "generator": "light",
+            "discriminator_args": {"head_channels": 64, "levels": "8,16,32", "mixing": 64},
+        },
+    ),
+    "fl-nce05": ("contrastive", "fewshot", {"generator": "light", "nce_weight": 0.5}),
+    "fl-lr2": (
+        "contrastive",
+        "fewshot",
+        {"generator": "light", "lr_generator": 4e-4, "lr_discriminator": 4e-4},
+    ),
 }
 DEFAULT_CONFIGS = "small,small-light-aug,fewshot,fewshot-light"
 PROBE_STEPS = 12

@@ -8,10 +8,21 @@ with its share of torch threads: 1 each on 2 cores; the loop keeps torch's defau
 
     python bench/stylize.py [--count 500] [--models resnet9,light] [--rss-counts 500,5000]
                             [--repeats N]
+    python bench/stylize.py --stages [--count 1000]
+    python bench/stylize.py --styles 3 [--count 500]
 
 Prints, per model: img/s for both and the ratio (target >= 0.9), the generator's achieved
 GFLOP/s against a same-run fp32 matmul's, then the pipeline's peak RSS (process tree) at
 each of --rss-counts images with the light model (target: flat).
+
+`--stages`: the pipeline's non-inference ceiling. The `identity` MODEL (returns its input)
+over 512x384 JPEGs at --max-side 512: CPU ms per image of each stage of a plain loop (read,
+hash, decode, resize/pad, the identity forward, encode, write, metadata), then the Beam
+pipeline on ONE worker process against that loop (img/s, and CPU ms per image of the whole
+process tree; target >= 0.8x), with and without Beam's start-up.
+
+`--styles N`: N light MODELs (different weights) over the same JPEGs, in one job
+(`--model` N times) against N single-model jobs one after another (target >= 1.5x).
 """
 
 from __future__ import annotations
@@ -144,15 +155,221 @@ def generator_gflops(model_path: str) -> tuple[float, float]:
     return flops / seconds / 1e9, flops / BATCH / 1e9
 
 
+STAGES = ("read", "hash", "decode", "resize/pad", "forward", "encode", "write", "metadata")
+
+
+def save_identity(folder: Path) -> str:
+    path = str(folder / "identity")
+    artifact.save_model(
+        path,
+        build_model("identity", {}).eval(),
+        task="unpaired",
+        image_size=512,
+        source_domain="photo",
+        target_domain="photo",
+        training={},
+        metrics={},
+    )
+    return path
+
+
+def staged_loop(model_path: str, folder: Path, output: Path, max_side: int) -> dict[str, float]:
+    """The stylize work one image at a time in batches, timing each stage's CPU seconds."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.stylize import METADATA_SCHEMA
+    from scenegan import dataset, storage
+
+    clock = time.process_time
+    spent = dict.fromkeys(STAGES, 0.0)
+    stylizer = Stylizer(artifact.load_model(model_path), device="cpu", max_batch_size=BATCH)
+    multiple = bucket_multiple(stylizer.stride, 32)
+    output.mkdir(parents=True, exist_ok=True)
+    paths = sorted(folder.glob("*.jpg"))
+    rows = []
+    for start in range(0, len(paths), BATCH):
+        chunk, prepared = paths[start : start + BATCH], []
+        for path in chunk:
+            t0 = clock()
+            data = path.read_bytes()
+            t1 = clock()
+            image_id = dataset.image_id_for(data)
+            t2 = clock()
+            decoded = imaging.decode_image(data, draft_max_side=max_side)
+            t3 = clock()
+            prepared.append(
+                (image_id, prepare(decoded.image, max_side=max_side, multiple=multiple))
+            )
+            t4 = clock()
+            for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=False):
+                spent[stage] += seconds
+        t0 = clock()
+        outputs = stylizer.run_batch([item.pixels for _, item in prepared])
+        spent["forward"] += clock() - t0
+        for path, (image_id, item), out in zip(chunk, prepared, outputs, strict=True):
+            t0 = clock()
+            image = finish(out, item.box, None)
+            data = imaging.encode_image(image, "jpeg", quality=90)
+            t1 = clock()
+            uri = str(output / f"{image_id}.jpg")
+            storage.write_bytes(uri, data)
+            t2 = clock()
+            rows.append(
+                {
+                    "source_uri": str(path),
+                    "image_id": image_id,
+                    "output_uri": uri,
+                    "model_id": "m",
+                    "status": "ok",
+                    "reason": "",
+                    "detail": "",
+                    "width": image.size[0],
+                    "height": image.size[1],
+                    "run_id": "r",
+                }
+            )
+            spent["encode"] += t1 - t0
+            spent["write"] += t2 - t1
+    t0 = clock()
+    table = pa.Table.from_pylist(rows, schema=METADATA_SCHEMA)
+    pq.write_table(table, str(output / "metadata.parquet"))
+    spent["metadata"] += clock() - t0
+    return spent
+
+
+def beam_run(argv: list[str], output: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the whole process tree) of one stylize job."""
+    import resource
+
+    command = [sys.executable, "-m", "pipelines.stylize", *argv, "--output", str(output)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"stylize failed:\n{done.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu
+
+
+def stages_bench(args: argparse.Namespace, cache: Path) -> None:
+    max_side = 512
+    folder = make_jpegs(cache / f"photos-{args.count}", args.count)
+    tiny = make_jpegs(cache / "photos-8", 8)
+    with tempfile.TemporaryDirectory() as scratch:
+        model = save_identity(Path(scratch))
+        started, cpu0 = time.perf_counter(), time.process_time()
+        spent = staged_loop(model, folder, Path(scratch) / "loop", max_side)
+        loop_wall, loop_cpu = time.perf_counter() - started, time.process_time() - cpu0
+        n = args.count
+        print(f"plain loop, identity MODEL, {n} JPEGs 512x384 at --max-side {max_side}:")
+        for stage in STAGES:
+            share = spent[stage] / max(sum(spent.values()), 1e-9)
+            print(f"  {stage:<10} {1000 * spent[stage] / n:7.2f} CPU ms/image ({share:4.0%})")
+        print(f"  {'total':<10} {1000 * loop_cpu / n:7.2f} CPU ms/image; {n / loop_wall:.1f} img/s")
+        common = [
+            "--model",
+            model,
+            "--max-side",
+            str(max_side),
+            "--batch-size",
+            str(BATCH),
+            "--direct_num_workers",
+            "1",
+            "--report-samples",
+            "0",
+        ]
+        # Beam's fixed cost: the same job over 8 images
+        fixed_wall, fixed_cpu = beam_run([*common, "--input", str(tiny)], Path(scratch) / "b0")
+        wall, cpu = beam_run([*common, "--input", str(folder)], Path(scratch) / "beam")
+        steady_wall = max(wall - fixed_wall, 1e-9)
+        steady_cpu = max(cpu - fixed_cpu, 1e-9)
+        print(
+            f"beam, one worker process: {n / wall:.1f} img/s with start-up ({wall:.1f} s), "
+            f"{(n - 8) / steady_wall:.1f} img/s without (start-up = an 8-image job, "
+            f"{fixed_wall:.1f} s)"
+        )
+        print(
+            f"  CPU ms/image (process tree): {1000 * cpu / n:.2f} with start-up, "
+            f"{1000 * steady_cpu / (n - 8):.2f} without"
+        )
+        print(
+            f"beam / loop: img/s {(n / wall) / (n / loop_wall):.2f}x with start-up, "
+            f"{((n - 8) / steady_wall) / (n / loop_wall):.2f}x without (target >= 0.8); "
+            f"CPU per image {(loop_cpu / n) / (steady_cpu / (n - 8)):.2f}x"
+        )
+
+
+def styles_bench(args: argparse.Namespace, cache: Path) -> None:
+    folder = make_jpegs(cache / f"photos-{args.count}", args.count)
+    with tempfile.TemporaryDirectory() as scratch:
+        models = []
+        for seed in range(args.styles):
+            torch.manual_seed(seed)
+            path = str(Path(scratch) / f"light-{seed}")
+            architecture, arguments = MODELS["light"]
+            artifact.save_model(
+                path,
+                build_model(architecture, arguments).eval(),
+                task="unpaired",
+                image_size=256,
+                source_domain="photo",
+                target_domain="painting",
+                training={},
+                metrics={},
+            )
+            models.append(path)
+        common = [
+            "--input",
+            str(folder),
+            "--max-side",
+            str(MAX_SIDE),
+            "--batch-size",
+            str(BATCH),
+            "--report-samples",
+            "0",
+        ]
+        separate_wall = separate_cpu = 0.0
+        for index, model in enumerate(models):
+            wall, cpu = beam_run([*common, "--model", model], Path(scratch) / f"one-{index}")
+            separate_wall, separate_cpu = separate_wall + wall, separate_cpu + cpu
+        flags = [flag for model in models for flag in ("--model", model)]
+        together_wall, together_cpu = beam_run([*common, *flags], Path(scratch) / "together")
+        n = args.count
+        print(f"{args.styles} light styles over {n} JPEGs 512x384 at --max-side {MAX_SIDE}:")
+        print(
+            f"  {args.styles} jobs: {separate_wall:.1f} s, {separate_cpu:.1f} CPU-s "
+            f"({args.styles * n / separate_wall:.1f} images x styles/s)"
+        )
+        print(
+            f"  one job:  {together_wall:.1f} s, {together_cpu:.1f} CPU-s "
+            f"({args.styles * n / together_wall:.1f} images x styles/s)"
+        )
+        print(
+            f"  one job / {args.styles} jobs: {separate_wall / together_wall:.2f}x faster, "
+            f"{separate_cpu / together_cpu:.2f}x less CPU (target >= 1.5x)"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--stages", action="store_true", help="the non-inference ceiling")
+    parser.add_argument("--styles", type=int, default=0, help="N styles: one job vs N jobs")
     parser.add_argument("--models", default="resnet9,light")
     parser.add_argument("--repeats", type=int, default=1, help="loop/Beam pairs per model")
     parser.add_argument("--rss-counts", default="500,5000", help="'' skips the memory runs")
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "scenegan-bench"))
     args = parser.parse_args()
     cache = Path(args.cache)
+    if args.stages:
+        stages_bench(args, cache)
+        return 0
+    if args.styles:
+        styles_bench(args, cache)
+        return 0
     folder = make_jpegs(cache / f"photos-{args.count}", args.count)
     print(f"fp32 matmul: {matmul_gflops():.1f} GFLOP/s (same run)")
     with tempfile.TemporaryDirectory() as scratch:

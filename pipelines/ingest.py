@@ -38,9 +38,11 @@ from apache_beam.io.parquetio import ReadAllFromParquet, WriteToParquet
 from apache_beam.metrics import Metrics
 
 from pipelines import summary
+from pipelines.console import ProgressDoFn, ProgressLine
 from pipelines.joins import AntiJoin
 from pipelines.options import (
     IngestOptions,
+    is_local,
     make_pipeline,
     new_run_id,
     parse_options,
@@ -107,18 +109,20 @@ def one_input(keyed: tuple[str, list[Candidate]]) -> Candidate:
     return min(new, key=lambda item: (item["reason"] is not None, item["detail"]))
 
 
-class CountIngested(beam.DoFn):
+class CountIngested(ProgressDoFn):
     """An input that already has a row in the domain is accounted for: count, skip it."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: str | None = None) -> None:
+        super().__init__(progress)
         self.skipped = Metrics.counter(NAMESPACE, "already_ingested")
 
     def process(self, _: Any) -> Iterator[None]:
         self.skipped.inc()
+        self.progress.add("skipped")
         return iter(())
 
 
-class HashInput(beam.DoFn):
+class HashInput(ProgressDoFn):
     """Candidate -> (image_id, candidate): reads the bytes to hash them, then lets go of
     them (archive members keep theirs), so the duplicate join moves ids, not images.
 
@@ -126,11 +130,13 @@ class HashInput(beam.DoFn):
 
     FAILED = "failed"
 
-    def __init__(self, now: datetime) -> None:
+    def __init__(self, now: datetime, progress: str | None = None) -> None:
+        super().__init__(progress)
         self.now = now
         self.read = Metrics.counter(NAMESPACE, "read")
 
     def setup(self) -> None:
+        super().setup()
         use_storage_emulator()
 
     def process(self, item: Candidate) -> Iterator[Any]:
@@ -138,6 +144,7 @@ class HashInput(beam.DoFn):
         data, failure = read_input(item)
         if failure is not None:
             reason, detail = failure
+            self.progress.add("rejected")
             yield beam.pvalue.TaggedOutput(
                 self.FAILED, _reject(item["source_uri"], reason, detail, self.now)
             )
@@ -146,13 +153,14 @@ class HashInput(beam.DoFn):
         yield image_id, {**item, "image_id": image_id}
 
 
-class ResolveDuplicates(beam.DoFn):
+class ResolveDuplicates(ProgressDoFn):
     """(image_id, {"new": candidates, "old": markers}) -> the one candidate that keeps the
     id, and `duplicate` rejects for the rest (all of them, when the domain has the id)."""
 
     DUPLICATE = "duplicate"
 
-    def __init__(self, now: datetime) -> None:
+    def __init__(self, now: datetime, progress: str | None = None) -> None:
+        super().__init__(progress)
         self.now = now
 
     def process(self, joined: tuple[str, dict[str, Iterable]]) -> Iterator[Any]:
@@ -165,6 +173,7 @@ class ResolveDuplicates(beam.DoFn):
         yield from keep
         for item in new[len(keep) :]:
             row = _reject(item["source_uri"], "duplicate", image_id, self.now)
+            self.progress.add("rejected")
             yield beam.pvalue.TaggedOutput(self.DUPLICATE, row)
 
 
@@ -197,21 +206,24 @@ class DecodeImage(beam.DoFn):
         yield {"image_id": image_id, "source_uri": uri, **vars(prepared), "ingested_at": self.now}
 
 
-class RouteRows(beam.DoFn):
+class RouteRows(ProgressDoFn):
     """Decoded rows -> the `train` / `test` image outputs and the `rejects` output.
 
     Accepted images are counted here; rejects are counted once, where all of them meet
     (`CountRejects`)."""
 
-    def __init__(self, test_fraction: float) -> None:
+    def __init__(self, test_fraction: float, progress: str | None = None) -> None:
+        super().__init__(progress)
         self.test_fraction = test_fraction
         self.accepted = Metrics.counter(NAMESPACE, "accepted")
 
     def process(self, row: dict[str, Any]) -> Iterator[Any]:
         if "reason" in row:
+            self.progress.add("rejected")
             yield beam.pvalue.TaggedOutput("rejects", row)
             return
         self.accepted.inc()
+        self.progress.add("accepted")
         yield beam.pvalue.TaggedOutput(dataset.split_for(row["image_id"], self.test_fraction), row)
 
 
@@ -249,7 +261,9 @@ def _key_by_source(item: Candidate) -> tuple[str, Candidate]:
 # --- the graph ----------------------------------------------------------------------------
 
 
-def build(pipeline: beam.Pipeline, options: IngestOptions, run_id: str) -> dict[str, Any]:
+def build(
+    pipeline: beam.Pipeline, options: IngestOptions, run_id: str, progress: str | None = None
+) -> dict[str, Any]:
     """Add the ingest graph to `pipeline`; returns the written-file PCollections by output."""
     root, domain = options.output.rstrip("/"), options.domain
     now = datetime.now(UTC).replace(microsecond=0)
@@ -258,7 +272,7 @@ def build(pipeline: beam.Pipeline, options: IngestOptions, run_id: str) -> dict[
     old_images = f"{images_dir}/split=*/*.parquet"
     old_rejects = f"{rejects_dir}/*.parquet"
 
-    candidates = pipeline | "MatchInputs" >> MatchInputs(options.inputs)
+    candidates = pipeline | "MatchInputs" >> MatchInputs(options.inputs, progress)
     seen_sources = (
         (pipeline | "OldImageSources" >> ExistingKeys([old_images], "source_uri")),
         (pipeline | "OldRejectSources" >> ExistingKeys([old_rejects], "source_uri")),
@@ -267,9 +281,9 @@ def build(pipeline: beam.Pipeline, options: IngestOptions, run_id: str) -> dict[
         "new": candidates | "KeyBySource" >> beam.Map(_key_by_source),
         "done": seen_sources,
     } | "SkipIngested" >> AntiJoin()
-    _ = joined[AntiJoin.DONE] | "CountIngested" >> beam.ParDo(CountIngested())
+    _ = joined[AntiJoin.DONE] | "CountIngested" >> beam.ParDo(CountIngested(progress))
     fresh = joined.todo | "OneInputPerSource" >> beam.Map(one_input)
-    hashed = fresh | "HashInput" >> beam.ParDo(HashInput(now)).with_outputs(
+    hashed = fresh | "HashInput" >> beam.ParDo(HashInput(now, progress)).with_outputs(
         HashInput.FAILED, main="hashed"
     )
     old_ids = pipeline | "OldImageIds" >> ExistingKeys([old_images], "image_id")
@@ -277,7 +291,9 @@ def build(pipeline: beam.Pipeline, options: IngestOptions, run_id: str) -> dict[
         {"new": hashed.hashed, "old": old_ids}
         | "JoinOnImageId" >> beam.CoGroupByKey()
         | "ResolveDuplicates"
-        >> beam.ParDo(ResolveDuplicates(now)).with_outputs(ResolveDuplicates.DUPLICATE, main="kept")
+        >> beam.ParDo(ResolveDuplicates(now, progress)).with_outputs(
+            ResolveDuplicates.DUPLICATE, main="kept"
+        )
     )
     # Image rows (which carry the encoded images) are routed and written in the stage that
     # decodes them. A Flatten of them with the rejects of the earlier stages would not fuse:
@@ -286,7 +302,9 @@ def build(pipeline: beam.Pipeline, options: IngestOptions, run_id: str) -> dict[
         resolved.kept
         | "DecodeImage" >> beam.ParDo(DecodeImage(settings_from(options), now))
         | "RouteRows"
-        >> beam.ParDo(RouteRows(options.test_fraction)).with_outputs("train", "test", "rejects")
+        >> beam.ParDo(RouteRows(options.test_fraction, progress)).with_outputs(
+            "train", "test", "rejects"
+        )
     )
     rejects = (
         (routed.rejects, resolved[ResolveDuplicates.DUPLICATE], hashed[HashInput.FAILED])
@@ -346,11 +364,15 @@ def run(argv: Sequence[str] | None = None, *, wait: bool = True) -> dict[str, An
     run_id = new_run_id()  # names this run's files
     started = time.perf_counter()
     pipeline = make_pipeline(options)
-    build(pipeline, options, run_id)
-    result = pipeline.run()
-    if not wait:
-        return {"run_id": run_id, "result": result}
-    result.wait_until_finish()
+    progress = ProgressLine(
+        "ingest", ("accepted", "rejected", "skipped"), enabled=wait and is_local(options)
+    )
+    with progress:
+        build(pipeline, options, run_id, progress.address)
+        result = pipeline.run()
+        if not wait:
+            return {"run_id": run_id, "result": result}
+        result.wait_until_finish()
     seconds = time.perf_counter() - started
     counters = summary.counters(result, NAMESPACE)
     manifest = dataset.read_manifest(options.output) or {"domains": {}}
@@ -371,7 +393,6 @@ def remove_empty_parts(root: str, domain: str, run_id: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None, *, wait: bool = True) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         run(sys.argv[1:] if argv is None else argv, wait=wait)
     except ValueError as error:

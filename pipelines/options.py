@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
+from pipelines import console
+
 LOCAL_RUNNER_NAMES = {None, "DirectRunner", "direct", "SwitchingDirectRunner", "FnApiRunner"}
 ENCODINGS = ("png", "jpeg", "webp")
 
@@ -63,6 +65,12 @@ class SceneganOptions(PipelineOptions):
             metavar="YYYY-MM-DD",
             help="the day that {date} (YYYY-MM-DD), {yyyy}, {mm} and {dd} in --input and "
             "--output stand for: YYYY-MM-DD, 'today' or 'yesterday' (UTC; default: today)",
+        )
+        parser.add_argument(
+            "--verbose",
+            action="store_true",
+            help="show all log lines, INFO and Beam's known-harmless warnings too (hidden by "
+            "default)",
         )
 
 
@@ -187,8 +195,13 @@ def add_arguments(parser: argparse.ArgumentParser, options_class: type[PipelineO
 
 def parse_options(argv: Sequence[str] | None, options_class: type[PipelineOptions]):
     """The pipeline's options from `argv` (its own flags plus any Beam option), with the
-    date placeholders of --input and --output filled in (`expand_dates`)."""
-    return expand_dates(PipelineOptions(list(argv or [])).view_as(options_class))
+    date placeholders of --input and --output filled in (`expand_dates`). Sets up the
+    console's logging (`--verbose`) and names any flag no option class knows, once."""
+    argv = list(argv or [])
+    options = expand_dates(PipelineOptions(argv).view_as(options_class))
+    console.configure_logging(options.view_as(SceneganOptions).verbose)
+    console.warn_unknown_flags(argv)
+    return options
 
 
 DATE_WORDS = {"today": 0, "yesterday": 1}

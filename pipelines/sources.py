@@ -30,6 +30,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from pipelines.console import ProgressCounter
 from pipelines.options import use_storage_emulator
 from scenegan import dataset
 from scenegan.dataset import image_id_for
@@ -113,14 +114,24 @@ def _basename(uri: str) -> str:
 class ExpandInputs(beam.DoFn):
     """PATTERN -> candidates: the files it matches, a manifest's lines, an archive's members."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: str | None = None) -> None:
         self.patterns = Metrics.counter("inputs", "patterns")
+        self.progress_address = progress
 
     def setup(self) -> None:
         use_storage_emulator()
+        self.progress = ProgressCounter(self.progress_address)
 
     def process(self, pattern: str) -> Iterator[Candidate]:
         self.patterns.inc()
+        for item in self._expand(pattern):
+            self.progress.add("matched")
+            yield item
+
+    def finish_bundle(self) -> None:
+        self.progress.flush()
+
+    def _expand(self, pattern: str) -> Iterator[Candidate]:
         if is_dataset_partition(pattern):
             yield from dataset_rows(pattern)
             return
@@ -314,14 +325,15 @@ def read_again(item: Candidate) -> tuple[bytes | None, tuple[str, str] | None]:
 class MatchInputs(beam.PTransform):
     """PATTERNs -> candidates, reshuffled so that reading and decoding spread over workers."""
 
-    def __init__(self, patterns: list[str]) -> None:
+    def __init__(self, patterns: list[str], progress: str | None = None) -> None:
         super().__init__()
         self.patterns = [absolute(pattern) for pattern in patterns]
+        self.progress = progress  # a console.ProgressLine address: count "matched" there
 
     def expand(self, pipeline):
         return (
             pipeline
             | "ListPatterns" >> beam.Create(self.patterns)
-            | "ExpandInputs" >> beam.ParDo(ExpandInputs())
+            | "ExpandInputs" >> beam.ParDo(ExpandInputs(self.progress))
             | "Reshuffle" >> beam.Reshuffle()
         )

@@ -46,6 +46,7 @@ from apache_beam.options.pipeline_options import DirectOptions
 from PIL import Image
 
 from pipelines import summary
+from pipelines.console import ProgressDoFn, ProgressLine
 from pipelines.handler import InferenceFailure, NoiseModelHandler, SceneModelHandler
 from pipelines.options import (
     StylizeOptions,
@@ -164,22 +165,30 @@ def rejected(
         yield beam.pvalue.TaggedOutput(ProbeInput.REJECTED, (settings.name, row))
 
 
-class ProbeInput(beam.DoFn):
+class ProbeInput(ProgressDoFn):
     """Candidate -> (image_id, meta): id and the padded shape it will run at, from the
     header (padded to every style's multiple, for batching). Plain files drop their bytes
     here and are read again to decode. Rejects are (style, row), one per style."""
 
     REJECTED = "rejected"
 
-    def __init__(self, styles: Sequence[Settings]) -> None:
+    def __init__(self, styles: Sequence[Settings], progress: str | None = None) -> None:
+        super().__init__(progress)
         self.styles = list(styles)
         self.multiple = math.lcm(*(settings.multiple for settings in self.styles))
 
     def setup(self) -> None:
+        super().setup()
         use_storage_emulator()
 
     def process(self, item: Candidate) -> Iterator[Any]:
         Metrics.counter(NAMESPACE, "read").inc()
+        for output in self._probe(item):
+            if isinstance(output, beam.pvalue.TaggedOutput):
+                self.progress.add("rejected")
+            yield output
+
+    def _probe(self, item: Candidate) -> Iterator[Any]:
         data, failure = read_input(item)
         if failure is not None:
             yield from rejected(self.styles, item, *failure)
@@ -209,14 +218,15 @@ def one_image(keyed: tuple[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return {**new[0], "also": [meta["source_uri"] for meta in new[1:]]}
 
 
-class SplitDoneStyles(beam.DoFn):
+class SplitDoneStyles(ProgressDoFn):
     """(image_id, {"new": metas, "done": styles whose model made it earlier}) -> the one
     meta to process with the styles still to do (main), and (style, `skipped` row) for
     each input and each done style (SKIPPED). Keys without new inputs vanish."""
 
     SKIPPED = "skipped"
 
-    def __init__(self, styles: Sequence[Settings]) -> None:
+    def __init__(self, styles: Sequence[Settings], progress: str | None = None) -> None:
+        super().__init__(progress)
         self.styles = list(styles)
 
     def process(self, joined: tuple[str, dict[str, Iterable]]) -> Iterator[Any]:
@@ -231,6 +241,7 @@ class SplitDoneStyles(beam.DoFn):
                     row = settings.row(
                         meta, "skipped", "already_stylized", "by this model_id in an earlier run"
                     )
+                    self.progress.add("skipped")
                     yield beam.pvalue.TaggedOutput(self.SKIPPED, (settings.name, row))
         todo = [settings.name for settings in self.styles if settings.name not in done]
         if todo:
@@ -252,14 +263,15 @@ class KeyByShape(beam.DoFn):
         yield (height, width, shard), meta
 
 
-class DecodeInput(beam.DoFn):
+class DecodeInput(ProgressDoFn):
     """A batch of metas -> for each style still to do, (meta, padded uint8 pixels) on that
     style's output (`DecodeInput.tag(i)`); or (style, `rejected` row)s. Each image is
     decoded once; it is resized and padded once per distinct padding multiple."""
 
     REJECTED = "rejected"
 
-    def __init__(self, styles: Sequence[Settings]) -> None:
+    def __init__(self, styles: Sequence[Settings], progress: str | None = None) -> None:
+        super().__init__(progress)
         self.styles = list(styles)
 
     @staticmethod
@@ -267,6 +279,7 @@ class DecodeInput(beam.DoFn):
         return f"style_{index}"
 
     def setup(self) -> None:
+        super().setup()
         use_storage_emulator()
 
     def process(self, keyed: tuple[Any, Iterable[dict[str, Any]]]) -> Iterator[Any]:
@@ -284,6 +297,7 @@ class DecodeInput(beam.DoFn):
                     for uri in [meta["source_uri"], *meta.get("also", [])]:
                         row = {**meta, "source_uri": uri}
                         row = settings.row(row, "rejected", error.reason, error.detail)
+                        self.progress.add("rejected")
                         yield beam.pvalue.TaggedOutput(self.REJECTED, (settings.name, row))
                 continue
             light = {k: v for k, v in meta.items() if k not in ("data", "styles")}
@@ -302,20 +316,28 @@ class DecodeInput(beam.DoFn):
                 )
 
 
-class WriteOutput(beam.DoFn):
+class WriteOutput(ProgressDoFn):
     """(meta, prediction) -> the image written atomically, its `ok` rows, and a thumbnail
     pair (before, after) for the contact sheet; or, where inference failed, `rejected` rows
     (`inference_failed` / `bad_output`) and no file."""
 
     THUMBNAILS = "thumbnails"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, progress: str | None = None) -> None:
+        super().__init__(progress)
         self.settings = settings
 
     def setup(self) -> None:
+        super().setup()
         use_storage_emulator()
 
     def process(self, keyed: tuple[dict[str, Any], Any]) -> Iterator[Any]:
+        for output in self._write(keyed):
+            if isinstance(output, dict):  # a row, not a thumbnail pair
+                self.progress.add(output["status"])
+            yield output
+
+    def _write(self, keyed: tuple[dict[str, Any], Any]) -> Iterator[Any]:
         meta, prediction = keyed
         if isinstance(prediction.inference, InferenceFailure):
             failure = prediction.inference
@@ -418,12 +440,18 @@ def _done_marker(row: dict[str, Any], style: str) -> tuple[str, str]:
 # --- the graphs ---------------------------------------------------------------------------
 
 
-def build(pipeline: beam.Pipeline, options: StylizeOptions, styles: list[Settings]) -> Any:
-    """Add the stylize graph for one or more styles; returns each style's metadata rows."""
-    probe = ProbeInput(styles)
+def build(
+    pipeline: beam.Pipeline,
+    options: StylizeOptions,
+    styles: list[Settings],
+    progress: str | None = None,
+) -> Any:
+    """Add the stylize graph for one or more styles; returns each style's metadata rows.
+    `progress`: a console.ProgressLine address the workers count inputs and rows to."""
+    probe = ProbeInput(styles, progress)
     probed = (
         pipeline
-        | "MatchInputs" >> MatchInputs(options.inputs)
+        | "MatchInputs" >> MatchInputs(options.inputs, progress)
         | "ProbeInput" >> beam.ParDo(probe).with_outputs(ProbeInput.REJECTED, main="probed")
     )
     done = [
@@ -433,7 +461,9 @@ def build(pipeline: beam.Pipeline, options: StylizeOptions, styles: list[Setting
         {"new": probed.probed, "done": done | "AllDone" >> beam.Flatten()}
         | "SkipStylized" >> beam.CoGroupByKey()
         | "SplitDoneStyles"
-        >> beam.ParDo(SplitDoneStyles(styles)).with_outputs(SplitDoneStyles.SKIPPED, main="todo")
+        >> beam.ParDo(SplitDoneStyles(styles, progress)).with_outputs(
+            SplitDoneStyles.SKIPPED, main="todo"
+        )
     )
     tags = [DecodeInput.tag(index) for index in range(len(styles))]
     decoded = (
@@ -444,7 +474,8 @@ def build(pipeline: beam.Pipeline, options: StylizeOptions, styles: list[Setting
         # (most of a run's images, measured: one of two workers idle). Grouped keys are dealt
         # out to the workers; RunInference cuts each group into batches of --batch-size.
         | "GroupByShape" >> beam.GroupByKey()
-        | "DecodeInput" >> beam.ParDo(DecodeInput(styles)).with_outputs(DecodeInput.REJECTED, *tags)
+        | "DecodeInput"
+        >> beam.ParDo(DecodeInput(styles, progress)).with_outputs(DecodeInput.REJECTED, *tags)
     )
     early = (  # (style, row) of inputs refused before inference, for every style
         (
@@ -456,7 +487,7 @@ def build(pipeline: beam.Pipeline, options: StylizeOptions, styles: list[Setting
         | "ByStyle" >> beam.Partition(_style_index, len(styles), [s.name for s in styles])
     )
     return [
-        _stylize_one(options, settings, decoded[tag], early[index])
+        _stylize_one(options, settings, decoded[tag], early[index], progress)
         for index, (settings, tag) in enumerate(zip(styles, tags, strict=True))
     ]
 
@@ -469,7 +500,9 @@ def _row_of(keyed: tuple[str, dict[str, Any]]) -> dict[str, Any]:
     return keyed[1]
 
 
-def _stylize_one(options: StylizeOptions, settings: Settings, decoded: Any, early: Any) -> Any:
+def _stylize_one(
+    options: StylizeOptions, settings: Settings, decoded: Any, early: Any, progress: str | None
+) -> Any:
     """One style's RunInference (its own handler: batches never mix models), writes,
     report and metadata."""
     label = settings.label
@@ -489,7 +522,9 @@ def _stylize_one(options: StylizeOptions, settings: Settings, decoded: Any, earl
         decoded
         | f"RunInference{label}" >> RunInference(handler)
         | f"WriteOutput{label}"
-        >> beam.ParDo(WriteOutput(settings)).with_outputs(WriteOutput.THUMBNAILS, main="rows")
+        >> beam.ParDo(WriteOutput(settings, progress)).with_outputs(
+            WriteOutput.THUMBNAILS, main="rows"
+        )
     )
     _report(written[WriteOutput.THUMBNAILS], options.report_samples, settings)
     others = early | f"RowOf{label}" >> beam.Map(_row_of)
@@ -537,7 +572,12 @@ def _write_metadata(rows: tuple, settings: Settings) -> Any:
     return merged
 
 
-def build_generate(pipeline: beam.Pipeline, options: StylizeOptions, settings: Settings) -> Any:
+def build_generate(
+    pipeline: beam.Pipeline,
+    options: StylizeOptions,
+    settings: Settings,
+    progress: str | None = None,
+) -> Any:
     """Unconditional generation: indices -> seeded noise -> images, same output contract."""
     handler = NoiseModelHandler(
         settings.model_path,
@@ -550,16 +590,18 @@ def build_generate(pipeline: beam.Pipeline, options: StylizeOptions, settings: S
         | "Indices" >> beam.Create(range(options.count))
         | "Reshuffle" >> beam.Reshuffle()
         | "RunInference" >> RunInference(handler)
-        | "WriteGenerated" >> beam.ParDo(WriteGenerated(settings, options.seed))
+        | "WriteGenerated" >> beam.ParDo(WriteGenerated(settings, options.seed, progress))
     )
     return _write_metadata((written,), settings)
 
 
-class WriteGenerated(beam.DoFn):
-    def __init__(self, settings: Settings, seed: int) -> None:
+class WriteGenerated(ProgressDoFn):
+    def __init__(self, settings: Settings, seed: int, progress: str | None = None) -> None:
+        super().__init__(progress)
         self.settings, self.seed = settings, seed
 
     def setup(self) -> None:
+        super().setup()
         use_storage_emulator()
 
     def process(self, prediction: Any) -> Iterator[dict[str, Any]]:
@@ -571,6 +613,7 @@ class WriteGenerated(beam.DoFn):
             image, self.settings.image_format, quality=self.settings.quality
         )
         storage.write_bytes(self.settings.output_uri(image_id), data)
+        self.progress.add("ok")
         yield self.settings.row({"source_uri": source, "image_id": image_id}, "ok", size=image.size)
 
 
@@ -645,15 +688,23 @@ def run(
         remove_leftovers(each.output)
     started = time.perf_counter()
     pipeline = make_pipeline(options)
-    if generate:
-        build_generate(pipeline, options, settings[0])
-    else:
-        build(pipeline, options, settings)
-    result = pipeline.run()
     model_id = styles[0].model.model_id
-    if not wait:
-        return {"run_id": run_id, "result": result, "model_id": model_id}
-    result.wait_until_finish()
+    progress = ProgressLine(
+        "generate" if generate else "stylize",
+        ("ok", "rejected", "skipped"),
+        per_input=len(settings),
+        total=options.count if generate else None,
+        enabled=wait and is_local(options),
+    )
+    with progress:
+        if generate:
+            build_generate(pipeline, options, settings[0], progress.address)
+        else:
+            build(pipeline, options, settings, progress.address)
+        result = pipeline.run()
+        if not wait:
+            return {"run_id": run_id, "result": result, "model_id": model_id}
+        result.wait_until_finish()
     seconds = time.perf_counter() - started
     counters = summary.counters(result, NAMESPACE)
     done = {"run_id": run_id, "counters": counters, "seconds": seconds, "model_id": model_id}
@@ -674,7 +725,6 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None, *, generate: bool = False, wait: bool = True) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         run(sys.argv[1:] if argv is None else argv, generate=generate, wait=wait)
     except (ValueError, artifact.ModelError) as error:

@@ -6,6 +6,8 @@ from typing import Any
 
 from apache_beam.metrics.metric import MetricsFilter
 
+from pipelines.console import format_rate
+
 
 def counters(result: Any, namespace: str) -> dict[str, int]:
     """Committed counter values of `namespace` (attempted where a runner has no committed)."""
@@ -35,7 +37,7 @@ def ingest_table(totals: dict[str, int], domain: dict | None, seconds: float) ->
     ]
     rows += [(f"rejected: {name.removeprefix('rejected_')}", n) for name, n in rejected]
     processed = totals.get("read", 0)
-    rows.append(("images/s", f"{processed / max(seconds, 1e-9):.1f}"))
+    rows.append(("images/s", format_rate(processed / max(seconds, 1e-9))))
     if domain:
         for split, count in sorted(domain["images"].items()):
             rows.append((f"domain total: {split}", count))
@@ -50,7 +52,7 @@ def stylize_table(totals: dict[str, int], seconds: float, output: str, run_id: s
     ]
     rejected = sorted((k, v) for k, v in totals.items() if k.startswith("rejected_"))
     rows += [(f"  rejected: {name.removeprefix('rejected_')}", n) for name, n in rejected]
-    rows.append(("images/s (ok)", f"{totals.get('ok', 0) / max(seconds, 1e-9):.1f}"))
+    rows.append(("images/s (ok)", format_rate(totals.get("ok", 0) / max(seconds, 1e-9))))
     rows.append(("seconds", f"{seconds:.1f}"))
     table_text = table(rows, f"stylize summary (run {run_id})")
     return f"{table_text}\nmetadata: {output}/metadata/run={run_id}/\nreport: {output}/report/"

@@ -24,7 +24,7 @@ from torch import nn
 from pipelines import stylize
 from pipelines.handler import InferenceFailure, SceneModelHandler
 from scenegan import artifact, cli, imaging, models, scenes, storage
-from scenegan.inference import Stylizer
+from scenegan.inference import BadOutput, Stylizer
 from scenegan.models import IMAGE_TO_IMAGE, build_model
 
 
@@ -473,3 +473,30 @@ def test_several_styles_in_one_job_equal_separate_runs_and_rerun_per_style(tmp_p
     with pytest.raises(ValueError, match="named 'x'"):
         run_stylize(f"x={model}", [folder], tmp_path / "refused", "--model", f"x={light}")
     assert not (tmp_path / "refused").exists()
+
+
+class HugeOrNanGenerator(nn.Module):
+    """In a batch of 4: image 0 -> huge but finite values (their float32 sum overflows to
+    inf), image 1 -> one NaN, image 2 -> one -inf, image 3 -> the input."""
+
+    kind = IMAGE_TO_IMAGE
+    stride = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        y[0] = 3e38
+        y[1, 1, 2, 3] = float("nan")
+        y[2, 0, 0, 0] = -float("inf")
+        return y
+
+
+def test_the_output_check_rejects_nan_and_inf_but_not_huge_finite_values():
+    loaded = artifact.LoadedModel(HugeOrNanGenerator(), {"stride": 1, "model_id": "t"})
+    stylizer = Stylizer(loaded, device="cpu")
+    images = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    with pytest.raises(BadOutput, match=r"batch positions \[1, 2\]"):
+        stylizer.run_batch(list(images))
+    stylizer.generator = lambda x: HugeOrNanGenerator()(torch.cat([x, x]))[[0, 3]]
+    huge, plain = stylizer.run_batch([images[0], images[3]])
+    assert (huge == 255).all()  # clamped, not refused
+    np.testing.assert_array_equal(plain, images[3])

@@ -13,6 +13,7 @@ from torch import nn
 
 from scenegan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from scenegan.models.flops import count_flops, count_macs, count_parameters
+from scenegan.models.identity import IdentityGenerator
 from scenegan.models.light import LightGenerator
 from scenegan.models.nce import PatchProjector
 from scenegan.models.patchgan import PatchDiscriminator
@@ -29,6 +30,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "resnet": ResnetGenerator,
     "unet": UnetGenerator,
     "light": LightGenerator,
+    "identity": IdentityGenerator,
     "dcgan_generator": DCGANGenerator,
     "patchgan": PatchDiscriminator,
     "dcgan_discriminator": DCGANDiscriminator,
@@ -69,6 +71,7 @@ __all__ = [
     "NOISE_TO_IMAGE",
     "DCGANDiscriminator",
     "DCGANGenerator",
+    "IdentityGenerator",
     "LightGenerator",
     "PatchDiscriminator",
     "PatchProjector",

@@ -22,6 +22,7 @@ uses Lite0, a different network (see `scenegan.features`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -59,9 +60,15 @@ class ProjectedDiscriminator(nn.Module):
         head_channels: int = 64,
         backbone: int = 1,
         input_size: int = 0,
+        levels: str = "4,8,16,32",
+        mixing: int = 0,
     ) -> None:
         """`backbone`: the EfficientNet-Lite variant (1; 0 is the metrics' network and is
-        refused); `input_size`: resize images to this square first (0: as they come)."""
+        refused); `input_size`: resize images to this square first (0: as they come);
+        `levels`: the feature strides judged (a comma list out of 4, 8, 16, 32); `mixing`:
+        0, or the channel count of a fixed random 1x1 convolution put between each level
+        and its head (Projected GAN's cross-channel mixing: the heads cannot latch onto a
+        few feature channels, which the generator would then learn to excite)."""
         super().__init__()
         self.config = constructor_arguments(locals())
         if in_channels != 3:
@@ -71,10 +78,19 @@ class ProjectedDiscriminator(nn.Module):
                 "backbone 0 (EfficientNet-Lite0) computes the project's KID; a discriminator "
                 "trained through the metric's own features would game it: use backbone 1"
             )
+        self._levels = _parse_levels(levels)
+        if mixing < 0:
+            raise ValueError(f"mixing must be 0 (off) or a channel count, not {mixing}")
         self._frozen = [features.fold_batch_norm(features.load_pretrained(backbone))]
-        self.heads = nn.ModuleList(
-            _Head(channels, head_channels) for channels in features.PYRAMID_CHANNELS
-        )
+        channels = [features.PYRAMID_CHANNELS[i] for i in self._levels]
+        # Fixed random mixing weights: buffers (saved with the model, never trained), drawn
+        # from their own seeded generator so building a model never moves the global RNG.
+        rng = torch.Generator().manual_seed(_MIXING_SEED)
+        for i, c in enumerate(channels if mixing else []):
+            bound = math.sqrt(3.0 / c)  # unit-variance output for unit-variance input
+            weight = (torch.rand(mixing, c, 1, 1, generator=rng) * 2 - 1) * bound
+            self.register_buffer(f"mix{i}", weight)
+        self.heads = nn.ModuleList(_Head(mixing or c, head_channels) for c in channels)
 
     @property
     def backbone(self) -> nn.Module:
@@ -90,4 +106,28 @@ class ProjectedDiscriminator(nn.Module):
         if size and x.shape[-2:] != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
         pyramid = self.backbone.pyramid(features.normalize(x))  # strides 4, 8, 16, 32
-        return [head(level) for head, level in zip(self.heads, pyramid, strict=True)]
+        outputs = []
+        for i, (head, level) in enumerate(zip(self.heads, self._levels, strict=True)):
+            feature = pyramid[level]
+            if self.config["mixing"]:
+                feature = F.conv2d(feature, getattr(self, f"mix{i}"))
+            outputs.append(head(feature))
+        return outputs
+
+
+_MIXING_SEED = 20211105
+_STRIDES = (4, 8, 16, 32)
+
+
+def _parse_levels(levels: str) -> list[int]:
+    """"8,16,32" -> pyramid indices [1, 2, 3]; unknown, repeated or no strides refused."""
+    try:
+        strides = [int(part) for part in str(levels).split(",") if part.strip()]
+    except ValueError:
+        strides = []
+    if not strides or len(set(strides)) != len(strides) or not set(strides) <= set(_STRIDES):
+        raise ValueError(
+            f"levels must be distinct strides out of {','.join(map(str, _STRIDES))}, "
+            f"not {levels!r}"
+        )
+    return sorted(_STRIDES.index(stride) for stride in strides)

@@ -60,7 +60,11 @@ def _architectures(*kinds: str) -> Callable[[], tuple[str, ...]]:
     def names() -> tuple[str, ...]:
         from scenegan.models import ARCHITECTURES
 
-        return tuple(n for n, cls in ARCHITECTURES.items() if getattr(cls, "kind", None) in kinds)
+        return tuple(
+            name
+            for name, cls in ARCHITECTURES.items()
+            if getattr(cls, "kind", None) in kinds and getattr(cls, "trainable", True)
+        )
 
     return names
 
