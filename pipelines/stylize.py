@@ -124,6 +124,7 @@ class Settings:
         self.resize_back = options.resize_back
         self.image_format, self.quality = options.image_format, options.quality
         self.shards = max(1, options.shards)
+        self.report = options.report_samples > 0  # thumbnails are made only for a sheet
         self.extension = imaging.ENCODE_EXTENSIONS[options.image_format]
 
     def output_uri(self, image_id: str) -> str:
@@ -273,6 +274,7 @@ class DecodeInput(ProgressDoFn):
     def __init__(self, styles: Sequence[Settings], progress: str | None = None) -> None:
         super().__init__(progress)
         self.styles = list(styles)
+        self.report = styles[0].report
 
     @staticmethod
     def tag(index: int) -> str:
@@ -301,9 +303,10 @@ class DecodeInput(ProgressDoFn):
                         yield beam.pvalue.TaggedOutput(self.REJECTED, (settings.name, row))
                 continue
             light = {k: v for k, v in meta.items() if k not in ("data", "styles")}
-            before = decoded.image.copy()
-            before.thumbnail((THUMBNAIL, THUMBNAIL))  # for the contact sheet
-            light["before"] = np.asarray(before)
+            if self.report:
+                before = decoded.image.copy()
+                before.thumbnail((THUMBNAIL, THUMBNAIL))  # for the contact sheet
+                light["before"] = np.asarray(before)
             prepared: dict[int, inference.Prepared] = {}
             for index, settings in todo:
                 if settings.multiple not in prepared:
@@ -362,17 +365,18 @@ class WriteOutput(ProgressDoFn):
                 "same bytes as another input of this run",
                 image.size,
             )
-        yield beam.pvalue.TaggedOutput(
-            self.THUMBNAILS, (meta["image_id"], _thumbnails(meta, image))
-        )
+        if "before" in meta:  # the run makes a contact sheet
+            yield beam.pvalue.TaggedOutput(
+                self.THUMBNAILS, (meta["image_id"], _thumbnails(meta, image))
+            )
 
 
-def _thumbnails(meta: dict[str, Any], after: Image.Image) -> tuple[bytes, bytes]:
-    """Small PNGs of the source (thumbnailed when it was decoded) and of the output."""
+def _thumbnails(meta: dict[str, Any], after: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """Small uint8 arrays of the source (thumbnailed when it was decoded) and of the output
+    (plain arrays: encoding two PNGs per image cost more than encoding the output itself)."""
     small = after.copy()
     small.thumbnail((THUMBNAIL, THUMBNAIL))
-    before = Image.fromarray(meta["before"])
-    return imaging.encode_image(before, "png"), imaging.encode_image(small, "png")
+    return meta["before"], np.asarray(small)
 
 
 class WriteReport(beam.DoFn):
@@ -384,13 +388,10 @@ class WriteReport(beam.DoFn):
     def setup(self) -> None:
         use_storage_emulator()
 
-    def process(self, sample: list[tuple[str, tuple[bytes, bytes]]]) -> Iterator[str]:
+    def process(self, sample: list[tuple[str, tuple[np.ndarray, np.ndarray]]]) -> Iterator[str]:
         if not sample:
             return
-        pairs = [
-            [imaging.decode_image(b, limits=imaging.DecodeLimits(min_side=1)).image for b in p]
-            for _, p in sorted(sample)
-        ]
+        pairs = [[Image.fromarray(array) for array in pair] for _, pair in sorted(sample)]
         sheet = Image.new("RGB", (2 * THUMBNAIL, len(pairs) * THUMBNAIL), "white")
         for row, (before, after) in enumerate(pairs):
             sheet.paste(before, (0, row * THUMBNAIL))
