@@ -74,10 +74,11 @@ def make_jpegs(folder: Path, count: int) -> Path:
     return folder
 
 
-def save(name: str, folder: Path) -> str:
-    torch.manual_seed(0)
+def save(name: str, folder: Path, seed: int = 0) -> str:
+    """MODEL `name` (MODELS) with seed-`seed` weights, saved as folder/name[-seed]."""
+    torch.manual_seed(seed)
     architecture, arguments = MODELS[name]
-    path = str(folder / name)
+    path = str(folder / (f"{name}-{seed}" if seed else name))
     artifact.save_model(
         path,
         build_model(architecture, arguments).eval(),
@@ -299,22 +300,7 @@ def stages_bench(args: argparse.Namespace, cache: Path) -> None:
 def styles_bench(args: argparse.Namespace, cache: Path) -> None:
     folder = make_jpegs(cache / f"photos-{args.count}", args.count)
     with tempfile.TemporaryDirectory() as scratch:
-        models = []
-        for seed in range(args.styles):
-            torch.manual_seed(seed)
-            path = str(Path(scratch) / f"light-{seed}")
-            architecture, arguments = MODELS["light"]
-            artifact.save_model(
-                path,
-                build_model(architecture, arguments).eval(),
-                task="unpaired",
-                image_size=256,
-                source_domain="photo",
-                target_domain="painting",
-                training={},
-                metrics={},
-            )
-            models.append(path)
+        models = [save("light", Path(scratch), seed) for seed in range(args.styles)]
         common = [
             "--input",
             str(folder),
