@@ -51,19 +51,9 @@ def _warnings(stderr: str) -> list[str]:
 def test_a_local_stylize_run_shows_one_progress_line_then_the_summary(tmp_path):
     model = make_model(str(tmp_path / "model"))
     photos = _photos(tmp_path / "photos", 6)
-    done = _run(
-        "stylize",
-        "--model",
-        model,
-        "--input",
-        str(photos),
-        "--output",
-        str(tmp_path / "out"),
-        "--max-side",
-        "64",
-        "--direct_num_workers",
-        "1",
-    )
+    argv = ["stylize", "--model", model, "--input", str(photos), "--output", str(tmp_path / "out")]
+    argv += ["--max-side", "64", "--direct_num_workers", "1"]
+    done = _run(*argv)
     assert done.returncode == 0, done.stderr
     assert _warnings(done.stderr) == [], done.stderr
     lines = done.stderr.splitlines()
@@ -77,22 +67,7 @@ def test_a_local_stylize_run_shows_one_progress_line_then_the_summary(tmp_path):
     assert "ok" in done.stdout and "images/s (ok)" in done.stdout
 
     # --verbose shows what is hidden by default; an unknown flag is named once, by us
-    again = _run(
-        "stylize",
-        "--model",
-        model,
-        "--input",
-        str(photos),
-        "--output",
-        str(tmp_path / "out"),
-        "--max-side",
-        "64",
-        "--direct_num_workers",
-        "1",
-        "--verbose",
-        "--colour",
-        "blue",
-    )
+    again = _run(*argv, "--verbose", "--colour", "blue")
     assert again.returncode == 0, again.stderr
     assert "Discarding unparseable args" in again.stderr
     unknown = [line for line in again.stderr.splitlines() if "no scenegan or Beam option" in line]
