@@ -120,14 +120,13 @@ _STRIDES = (4, 8, 16, 32)
 
 
 def _parse_levels(levels: str) -> list[int]:
-    """"8,16,32" -> pyramid indices [1, 2, 3]; unknown, repeated or no strides refused."""
+    """ "8,16,32" -> pyramid indices [1, 2, 3]; unknown, repeated or no strides refused."""
     try:
         strides = [int(part) for part in str(levels).split(",") if part.strip()]
     except ValueError:
         strides = []
     if not strides or len(set(strides)) != len(strides) or not set(strides) <= set(_STRIDES):
         raise ValueError(
-            f"levels must be distinct strides out of {','.join(map(str, _STRIDES))}, "
-            f"not {levels!r}"
+            f"levels must be distinct strides out of {','.join(map(str, _STRIDES))}, not {levels!r}"
         )
     return sorted(_STRIDES.index(stride) for stride in strides)
