@@ -21,12 +21,15 @@
 : "${MACHINE_TYPE:=g2-standard-4}"
 : "${GPU_TYPE:=nvidia-l4}"
 : "${GPU_COUNT:=1}"
+# Harness threads per GPU worker: one per vCPU of MACHINE_TYPE. They share the one model
+# of the (single) SDK process, so decode/encode of some batches overlap the forward of others.
+: "${HARNESS_THREADS:=4}"
 : "${MAX_WORKERS:=4}"
 : "${SCHEDULE:=30 1 * * *}"
 : "${SERVICE_ACCOUNT:=scenegan-nightly@${PROJECT}.iam.gserviceaccount.com}"
 : "${PYTHON:=python3}"
 export PROJECT REGION BUCKET REPOSITORY IMAGE TAG TEMPLATES TEMP_LOCATION STAGING_LOCATION \
-    REGISTRY NAME INBOX OUT MACHINE_TYPE GPU_TYPE GPU_COUNT MAX_WORKERS SCHEDULE \
+    REGISTRY NAME INBOX OUT MACHINE_TYPE GPU_TYPE GPU_COUNT HARNESS_THREADS MAX_WORKERS SCHEDULE \
     SERVICE_ACCOUNT PYTHON
 
 # The worker image of each variant: GPU for stylize, CPU for ingest.

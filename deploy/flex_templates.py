@@ -57,8 +57,9 @@ BEAM_HELP = {
     "image the template was built from).",
     "dataflow_service_options": "Dataflow service options; for stylize on GPUs: "
     "worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver",
-    "number_of_worker_harness_threads": "Threads per SDK process; 1 on GPU workers, so one "
-    "model runs on each GPU at a time.",
+    "number_of_worker_harness_threads": "Threads per SDK process; on GPU workers one per vCPU "
+    "(deploy default 4): they share the process's one model, so decoding and encoding "
+    "overlap the GPU's forward passes.",
 }
 INTEGER = r"^-?[0-9]+$"
 DECIMAL = r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)$"
@@ -140,6 +141,7 @@ DEFAULTS = {
     "MACHINE_TYPE": "g2-standard-4",
     "GPU_TYPE": "nvidia-l4",
     "GPU_COUNT": "1",
+    "HARNESS_THREADS": "4",
     "MAX_WORKERS": "4",
     "SCHEDULE": "30 1 * * *",
 }
@@ -183,7 +185,7 @@ def nightly_launch(c: Mapping[str, str], date: str = "yesterday") -> dict[str, A
                 "output": c["OUT"],
                 "date": date,
                 "dataflow_service_options": gpu_service_option(c),
-                "number_of_worker_harness_threads": "1",
+                "number_of_worker_harness_threads": c["HARNESS_THREADS"],
             },
             "environment": {
                 "machineType": c["MACHINE_TYPE"],

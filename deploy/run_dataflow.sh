@@ -8,8 +8,9 @@
 #       submit from this machine: python -m pipelines.<pipeline> --runner DataflowRunner FLAGS
 #
 # stylize always runs on GPU workers: $MACHINE_TYPE with $GPU_COUNT x $GPU_TYPE, driver
-# installed by Dataflow, the GPU image as worker image, one SDK process per VM and one
-# harness thread, so each GPU holds one model. Settings: deploy/config.sh. DRY_RUN=1 prints.
+# installed by Dataflow, the GPU image as worker image, one SDK process per VM (so each GPU
+# holds one model) and $HARNESS_THREADS harness threads sharing that model, so the CPU work
+# of some batches overlaps the forward of others. Settings: deploy/config.sh. DRY_RUN=1 prints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/config.sh
@@ -30,7 +31,7 @@ if [[ $direct == 1 ]]; then
         --sdk_container_image "$image" --max_num_workers "$MAX_WORKERS")
     if [[ "$pipeline" == stylize ]]; then
         flags+=(--machine_type "$MACHINE_TYPE" "--dataflow_service_options=${GPU_SERVICE_OPTION}"
-            --number_of_worker_harness_threads=1 --experiments=no_use_multiple_sdk_containers)
+            "--number_of_worker_harness_threads=${HARNESS_THREADS}" --experiments=no_use_multiple_sdk_containers)
     fi
     run "$PYTHON" -m "pipelines.${pipeline}" "${flags[@]}" "$@"
     exit 0
@@ -45,7 +46,7 @@ if [[ "$pipeline" == stylize ]]; then
     flags+=(--worker-machine-type "$MACHINE_TYPE"
         --additional-experiments no_use_multiple_sdk_containers
         --parameters "dataflow_service_options=${GPU_SERVICE_OPTION}"
-        --parameters number_of_worker_harness_threads=1)
+        --parameters "number_of_worker_harness_threads=${HARNESS_THREADS}")
 fi
 for parameter in "$@"; do
     [[ "$parameter" == *=* ]] || die "template parameters are NAME=VALUE, got '$parameter'"

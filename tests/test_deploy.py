@@ -384,7 +384,7 @@ def test_build_templates_uses_the_checked_metadata_and_the_right_images():
         assert flag(command, "--metadata-file") == [f"deploy/templates/{pipeline}-metadata.json"]
 
 
-def test_stylize_on_dataflow_always_gets_one_gpu_one_process_one_thread():
+def test_stylize_on_dataflow_gets_one_gpu_and_one_process_with_a_thread_per_vcpu():
     gpu = "worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver"
     (template,) = dry_run(
         "deploy/run_dataflow.sh",
@@ -403,14 +403,14 @@ def test_stylize_on_dataflow_always_gets_one_gpu_one_process_one_thread():
     names = {p["name"] for p in committed_metadata("stylize")["parameters"]}
     assert set(parameters) <= names
     assert parameters["dataflow_service_options"] == gpu
-    assert parameters["number_of_worker_harness_threads"] == "1"
+    assert parameters["number_of_worker_harness_threads"] == "4"  # g2-standard-4: 4 vCPUs
     assert parameters["sdk_container_image"].endswith(":latest-gpu")
     assert parameters["input"] == "gs://b/in/*" and parameters["pipeline"] == "stylize"
     (direct,) = dry_run("deploy/run_dataflow.sh", "--direct", "stylize", "--input", "gs://b/x")
     assert direct[:3] == [sys.executable, "-m", "pipelines.stylize"]
     assert flag(direct, "--runner") == ["DataflowRunner"]
     assert flag(direct, "--dataflow_service_options") == [gpu]
-    assert flag(direct, "--number_of_worker_harness_threads") == ["1"]
+    assert flag(direct, "--number_of_worker_harness_threads") == ["4"]
     assert flag(direct, "--experiments") == ["no_use_multiple_sdk_containers"]
     assert flag(direct, "--machine_type") == ["g2-standard-4"]
     assert flag(direct, "--sdk_container_image")[0].endswith(":latest-gpu")
@@ -418,6 +418,14 @@ def test_stylize_on_dataflow_always_gets_one_gpu_one_process_one_thread():
     parsed = parse_options(direct[3:], StylizeOptions).get_all_options()  # Beam accepts them
     assert parsed["dataflow_service_options"] == [gpu]
     assert parsed["experiments"] == ["no_use_multiple_sdk_containers"]
+    assert parsed["number_of_worker_harness_threads"] == 4
+    # a bigger machine takes its thread count from the same setting, in both launch modes
+    bigger = {"MACHINE_TYPE": "g2-standard-8", "HARNESS_THREADS": "8"}
+    (template,) = dry_run("deploy/run_dataflow.sh", "stylize", "input=gs://b/in/*", **bigger)
+    assert "number_of_worker_harness_threads=8" in flag(template, "--parameters")
+    assert flag(template, "--worker-machine-type") == ["g2-standard-8"]
+    (direct,) = dry_run("deploy/run_dataflow.sh", "--direct", "stylize", **bigger)
+    assert flag(direct, "--number_of_worker_harness_threads") == ["8"]
 
 
 def test_ingest_on_dataflow_uses_the_cpu_image_and_no_gpu():
@@ -568,7 +576,7 @@ def test_cloud_scheduler_job_launches_the_stylize_template_on_gpus():
     assert parameters["model"] == "gs://my-bucket/registry/painting/latest"
     assert parameters["input"] == "gs://my-bucket/inbox/{date}/*"
     assert parameters["date"] == "yesterday" and parameters["pipeline"] == "stylize"
-    assert parameters["number_of_worker_harness_threads"] == "1"
+    assert parameters["number_of_worker_harness_threads"] == "4"
     launch = request["launchParameter"]
     assert launch["containerSpecGcsPath"] == "gs://my-bucket/templates/stylize.json"
     assert launch["environment"]["additionalExperiments"] == ["no_use_multiple_sdk_containers"]
@@ -620,6 +628,8 @@ def test_airflow_dag_launches_the_same_request_with_the_logical_date():
         )
     )
     assert set(parameters) == set(scheduler["launchParameter"]["parameters"])
+    threads = "number_of_worker_harness_threads"
+    assert parameters[threads] == scheduler["launchParameter"]["parameters"][threads] == "4"
     pytest.importorskip("airflow")
     dag = module.dag
     assert dag.dag_id == "scenegan_nightly_stylize" and valid_cron(str(dag.schedule_interval))

@@ -2,8 +2,8 @@
 
 Each run stylizes the inbox folder of its logical date (`{{ ds }}`: for this daily schedule,
 the day that just ended) with the registry's latest model into one OUT shared by all nights,
-so images an earlier night already stylized are `skipped`. Workers get one NVIDIA L4 each,
-one SDK process and one thread, so each GPU holds one model.
+so images an earlier night already stylized are `skipped`. Workers get one NVIDIA L4 each and
+one SDK process, so each GPU holds one model, shared by one harness thread per vCPU.
 
 Copy this file into the environment's dags/ folder and set the SCENEGAN_* environment
 variables of the Composer environment (defaults below match deploy/config.sh).
@@ -28,6 +28,7 @@ SETTINGS = {
     "out": os.environ.get("SCENEGAN_OUT", "gs://my-bucket/stylized/painting"),
     "temp_location": os.environ.get("SCENEGAN_TEMP_LOCATION", "gs://my-bucket/tmp"),
     "machine_type": os.environ.get("SCENEGAN_MACHINE_TYPE", "g2-standard-4"),
+    "harness_threads": os.environ.get("SCENEGAN_HARNESS_THREADS", "4"),
     "gpu": os.environ.get(
         "SCENEGAN_GPU", "worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver"
     ),
@@ -47,7 +48,7 @@ def launch_body(settings: dict[str, str], day: str = "{{ ds }}") -> dict[str, An
                 "output": settings["out"],
                 "date": day,
                 "dataflow_service_options": settings["gpu"],
-                "number_of_worker_harness_threads": "1",
+                "number_of_worker_harness_threads": settings["harness_threads"],
             },
             "environment": {
                 "machineType": settings["machine_type"],
