@@ -10,6 +10,7 @@ with its share of torch threads: 1 each on 2 cores; the loop keeps torch's defau
                             [--repeats N]
     python bench/stylize.py --stages [--count 1000]
     python bench/stylize.py --styles 3 [--count 500]
+    python bench/stylize.py --threads 1,2 [--models identity,light] [--count 200]
 
 Prints, per model: img/s for both and the ratio (target >= 0.9), the generator's achieved
 GFLOP/s against a same-run fp32 matmul's, then the pipeline's peak RSS (process tree) at
@@ -20,6 +21,12 @@ over 512x384 JPEGs at --max-side 512: CPU ms per image of each stage of a plain 
 hash, decode, resize/pad, the identity forward, encode, write, metadata), then the Beam
 pipeline on ONE worker process against that loop (img/s, and CPU ms per image of the whole
 process tree; target >= 0.8x), with and without Beam's start-up.
+
+`--threads 1,2`: harness threads sharing one model in ONE process (the Dataflow GPU worker's
+layout: `--direct_running_mode multi_threading --direct_num_workers T`), 512x384 JPEGs at
+--max-side 512: img/s and CPU ms/image per thread count, with and without start-up, and the
+ratio to one thread. More than one thread is faster only if one thread's CPU work (decode,
+encode, write) and another's forward run at the same time.
 
 `--styles N`: N light MODELs (different weights) over the same JPEGs, in one job
 (`--model` N times) against N single-model jobs one after another (target >= 1.5x).
@@ -297,6 +304,37 @@ def stages_bench(args: argparse.Namespace, cache: Path) -> None:
         )
 
 
+def threads_bench(args: argparse.Namespace, cache: Path) -> None:
+    max_side, n = 512, args.count
+    folder = make_jpegs(cache / f"photos-{n}", n)
+    tiny = make_jpegs(cache / "photos-8", 8)
+    counts = [int(t) for t in args.threads.split(",")]
+    print(f"{n} JPEGs 512x384 at --max-side {max_side}, batch {BATCH}, one process:")
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in args.models.split(","):
+            model = (
+                save_identity(Path(scratch)) if name == "identity" else save(name, Path(scratch))
+            )
+            common = ["--model", model, "--max-side", str(max_side), "--batch-size", str(BATCH)]
+            common += ["--report-samples", "0", "--direct_running_mode", "multi_threading"]
+            rates = {}
+            for threads in counts:
+                argv = [*common, "--direct_num_workers", str(threads)]
+                fixed_wall, fixed_cpu = beam_run(
+                    [*argv, "--input", str(tiny)], Path(scratch) / "t0"
+                )
+                wall, cpu = beam_run([*argv, "--input", str(folder)], Path(scratch) / f"t{threads}")
+                steady = (n - 8) / max(wall - fixed_wall, 1e-9)
+                rates[threads] = steady
+                print(
+                    f"  {name}, {threads} harness thread(s): {n / wall:.2f} img/s with start-up, "
+                    f"{steady:.2f} without; {1000 * (cpu - fixed_cpu) / (n - 8):.1f} CPU ms/image"
+                )
+            base = rates[counts[0]]
+            ratios = ", ".join(f"{t} threads {rates[t] / base:.2f}x" for t in counts[1:])
+            print(f"  {name}: against {counts[0]} thread(s) without start-up: {ratios}")
+
+
 def styles_bench(args: argparse.Namespace, cache: Path) -> None:
     folder = make_jpegs(cache / f"photos-{args.count}", args.count)
     with tempfile.TemporaryDirectory() as scratch:
@@ -338,6 +376,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--stages", action="store_true", help="the non-inference ceiling")
     parser.add_argument("--styles", type=int, default=0, help="N styles: one job vs N jobs")
+    parser.add_argument("--threads", default="", help="e.g. 1,2: harness threads, one model")
     parser.add_argument("--models", default="resnet9,light")
     parser.add_argument("--repeats", type=int, default=1, help="loop/Beam pairs per model")
     parser.add_argument("--rss-counts", default="500,5000", help="'' skips the memory runs")
@@ -349,6 +388,9 @@ def main() -> int:
         return 0
     if args.styles:
         styles_bench(args, cache)
+        return 0
+    if args.threads:
+        threads_bench(args, cache)
         return 0
     folder = make_jpegs(cache / f"photos-{args.count}", args.count)
     print(f"fp32 matmul: {matmul_gflops():.1f} GFLOP/s (same run)")

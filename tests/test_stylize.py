@@ -500,3 +500,50 @@ def test_the_output_check_rejects_nan_and_inf_but_not_huge_finite_values():
     huge, plain = stylizer.run_batch([images[0], images[3]])
     assert (huge == 255).all()  # clamped, not refused
     np.testing.assert_array_equal(plain, images[3])
+
+
+def test_harness_threads_share_one_model_and_give_the_single_thread_output(
+    tmp_path, photos, monkeypatch
+):
+    """Dataflow GPU workers run several harness threads in one process: they must load the
+    model once and make byte for byte what one thread makes."""
+    import threading
+
+    light = make_model(str(tmp_path / "light"), "light")
+    loads, runners = [], set()
+    load, run_inference = SceneModelHandler.load_model, SceneModelHandler.run_inference
+
+    def counted_load(self):
+        loads.append(1)
+        return load(self)
+
+    def counted_run(self, *args, **kwargs):
+        runners.add(threading.get_ident())
+        return run_inference(self, *args, **kwargs)
+
+    monkeypatch.setattr(SceneModelHandler, "load_model", counted_load)
+    monkeypatch.setattr(SceneModelHandler, "run_inference", counted_run)
+    threads = ("--direct_running_mode", "multi_threading", "--direct_num_workers", "3")
+    fixed = ("--batch-size", "2", "--format", "png", "--report-samples", "0")
+    run_stylize(light, [photos], tmp_path / "threads", *threads, *fixed)
+    assert len(loads) == 1 and len(runners) >= 2  # threads ran batches with one model
+    run_stylize(light, [photos], tmp_path / "one", "--direct_running_mode", "in_memory", *fixed)
+    assert files_of(tmp_path / "threads" / "images") == files_of(tmp_path / "one" / "images")
+    assert comparable(tmp_path / "threads") == comparable(tmp_path / "one")
+    assert len(files_of(tmp_path / "one" / "images")) == 6
+
+
+def test_one_stylizer_run_from_several_threads_at_once_matches_serial_runs(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    loaded = artifact.load_model(make_model(str(tmp_path / "m"), "light"))
+    stylizer = Stylizer(loaded, device="cpu", max_batch_size=2)
+    rng = np.random.default_rng(3)
+    batches = [
+        [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(2)] for _ in range(8)
+    ]
+    serial = [stylizer.run_batch(batch) for batch in batches]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(stylizer.run_batch, batches))
+    for alone, together in zip(serial, concurrent, strict=True):
+        assert all(np.array_equal(a, b) for a, b in zip(alone, together, strict=True))
