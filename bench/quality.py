@@ -85,6 +85,18 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
         "fewshot",
         {"generator": "light", "lr_generator": 4e-4, "lr_discriminator": 4e-4},
     ),
+    # the saturation penalty: logits kept where tanh still has a gradient (no locked blobs)
+    "fl-sat": ("contrastive", "fewshot", {"generator": "light", "saturation_weight": 1.0}),
+    "fl-lr2-sat": (
+        "contrastive",
+        "fewshot",
+        {
+            "generator": "light",
+            "lr_generator": 4e-4,
+            "lr_discriminator": 4e-4,
+            "saturation_weight": 1.0,
+        },
+    ),
 }
 DEFAULT_CONFIGS = "small,small-light-aug,fewshot,fewshot-light"
 PROBE_STEPS = 12

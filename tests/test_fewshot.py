@@ -185,3 +185,66 @@ def test_contrastive_training_leaves_the_feature_network_untouched(tmp_path):
     assert set(state["networks"]) == {"G", "P", "D"}
     assert not any("_frozen" in key or "_blocks" in key for key in state["networks"]["D"])
     assert state["networks"]["G"]["head.1.weight"].abs().sum() > 0  # G did learn
+
+
+@pytest.mark.parametrize("architecture", ["resnet", "light"])
+def test_generator_output_is_tanh_of_its_logits(architecture):
+    torch.manual_seed(0)
+    for residual in (False, True):
+        model = build_model(
+            architecture, {"base_channels": 8, "num_blocks": 2, "residual": residual}
+        )
+        x = _images(size=32)
+        assert torch.equal(model(x), torch.tanh(model.logits(x)))
+
+
+def test_saturation_penalty_pulls_back_locked_pixels_and_leaves_visible_colours_free():
+    # within atanh(0.99) (pixel 1.3/255 from the range's end): no penalty, no gradient
+    inside = torch.tensor([-2.6, -1.0, 0.0, 2.0, 2.6], requires_grad=True)
+    losses.saturation_penalty(inside).backward()
+    assert inside.grad is not None and not inside.grad.any()
+    # a locked pixel: tanh gives it (almost) no gradient, the penalty a strong one, inwards
+    locked = torch.tensor([12.0, -12.0], requires_grad=True)
+    torch.tanh(locked).sum().backward()
+    assert locked.grad.abs().max() < 1e-9
+    locked.grad = None
+    penalty = losses.saturation_penalty(locked)
+    penalty.backward()
+    assert penalty.item() == pytest.approx((12 - losses.SATURATION_LIMIT) ** 2)
+    assert locked.grad[0] > 1 and locked.grad[1] < -1  # descent moves both towards 0
+
+
+def test_contrastive_task_applies_the_saturation_penalty_only_when_weighted(tmp_path):
+    from scenegan.scenes import write_scenes
+    from scenegan.training import resolve_config, training_loop
+    from scenegan.training.tasks.base import StepBatch
+
+    write_scenes(tmp_path / "data" / "photo", 4, width=36, height=36, seed=0)
+    write_scenes(tmp_path / "data" / "painting", 4, width=36, height=36, seed=1, style="painting")
+    totals = {}
+    for weight in (0.0, 1.0):
+        config = resolve_config(
+            "contrastive",
+            "tiny",
+            data=str(tmp_path / "data"),
+            output=str(tmp_path / f"run-{weight}"),
+            source_domain="photo",
+            target_domain="painting",
+            steps=1,
+            eval_every=-1,
+            saturation_weight=weight,
+        )
+        seen: dict = {}
+        training_loop(config, progress=False, on_step=lambda step, task, s=seen: s.update(t=task))
+        task = seen["t"]
+        with torch.no_grad():  # lock every pixel far past tanh's useful range
+            task.networks["G"].head[-1].bias.fill_(20.0)
+        real = {"A": _images(size=32, seed=3), "B": _images(size=32, seed=4)}
+        batch = StepBatch(1, real, torch.Generator().manual_seed(0))
+        total, logged = task.generator_loss(batch)
+        totals[weight] = (total.item(), logged)
+    assert "saturation" not in totals[0.0][1]
+    saturation = totals[1.0][1]["saturation"]
+    assert saturation > 100  # logits near 20 + atanh(x): (|z| - 2.65)^2 is about 300
+    expected = totals[1.0][1]["G_adv"] + totals[1.0][1]["NCE"] + saturation
+    assert totals[1.0][0] == pytest.approx(expected, rel=1e-5)

@@ -52,7 +52,7 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
 
 def zero_init(layer: nn.Module) -> None:
     """Zero a layer's weights and bias. On a residual generator's last conv this makes the
-    untrained network exactly the identity (`residual_output` with head 0), so a short run
+    untrained network exactly the identity (`output_logits` with head 0), so a short run
     starts from "keep the photo"; gradients still reach it, and through it the rest, from
     the first step on (ReZero / Fixup do the same for residual branches). The layer is
     marked, so `init_weights` keeps it at zero."""
@@ -86,11 +86,13 @@ def encoder_features(
     return outputs
 
 
-def residual_output(x: torch.Tensor, head: torch.Tensor, residual: bool) -> torch.Tensor:
-    """The generator's image in [-1, 1]: tanh(head), or with `residual` tanh(atanh(x) + head),
-    a change applied to the input in tanh space. Near-zero initial weights then give an
+def output_logits(x: torch.Tensor, head: torch.Tensor, residual: bool) -> torch.Tensor:
+    """The generator's image before its tanh: `head`, or with `residual` atanh(x) + head, a
+    change applied to the input in tanh space. Near-zero initial weights then give an
     output near the input, so training starts from "keep the photo" rather than from grey
-    noise, and the output can still reach every colour. Needs in_channels == out_channels."""
+    noise, and the output can still reach every colour. Needs in_channels == out_channels.
+    Training may penalise logits far past +-1 (`saturation_penalty`): there tanh's gradient
+    vanishes and a pixel pushed into pure colour can no longer be pulled back."""
     if not residual:
-        return torch.tanh(head)
-    return torch.tanh(torch.atanh(x.clamp(-0.999, 0.999)) + head)
+        return head
+    return torch.atanh(x.clamp(-0.999, 0.999)) + head

@@ -21,7 +21,7 @@ from scenegan.models.layers import (
     encoder_features,
     nce_block_taps,
     norm_layer,
-    residual_output,
+    output_logits,
     zero_init,
 )
 
@@ -111,6 +111,10 @@ class LightGenerator(nn.Module):
         stages = [self.stem, self.down[:3], self.down[3:]]
         return encoder_features(x, stages, self.blocks, nce_block_taps(self.config["num_blocks"]))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) in [-1, 1]
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The output before its tanh (`layers.output_logits`)."""
         features = self.blocks(self.down(self.stem(x)))  # (B, 4c, H/4, W/4)
-        return residual_output(x, self.head(self.up(features)), self.config["residual"])
+        return output_logits(x, self.head(self.up(features)), self.config["residual"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) in [-1, 1]
+        return torch.tanh(self.logits(x))

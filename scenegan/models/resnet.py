@@ -5,7 +5,7 @@
 
 H and W must be multiples of `stride` (4 with the default two downsamplings); stylize pads
 to it. With `residual=True` the network predicts a change to its input (see
-`layers.residual_output`) and its head starts at zero, so an untrained generator is the
+`layers.output_logits`) and its head starts at zero, so an untrained generator is the
 identity. `upsample="nearest"` doubles with nearest-neighbour and a 3x3 conv instead of a
 stride-2 transposed conv, whose uneven kernel overlap paints a checkerboard (Odena et al.
 2016). The defaults (False, "transpose") are CycleGAN's exact architecture. Reflection
@@ -26,7 +26,7 @@ from scenegan.models.layers import (
     encoder_features,
     nce_block_taps,
     norm_layer,
-    residual_output,
+    output_logits,
     zero_init,
 )
 
@@ -143,8 +143,10 @@ class ResnetGenerator(nn.Module):
             x, self._encoder_stages(), self.blocks, nce_block_taps(self.config["num_blocks"])
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) in [-1, 1]
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The output before its tanh (`layers.output_logits`)."""
         features = self.down(self.stem(x))  # (B, base * 2^d, H / 2^d, W / 2^d)
-        return residual_output(
-            x, self.head(self.up(self.blocks(features))), self.config["residual"]
-        )
+        return output_logits(x, self.head(self.up(self.blocks(features))), self.config["residual"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) in [-1, 1]
+        return torch.tanh(self.logits(x))

@@ -5,6 +5,7 @@
     generator loss  = adversarial(D(aug(G(a))))
                       + nce_weight * PatchNCE(encoder(a), encoder(G(a)))
                       [+ PatchNCE(encoder(b), encoder(G(b))), averaged, with nce_identity]
+                      [+ saturation_weight * mean(relu(|logits of G(a)| - 2.65)^2)]
     discriminator   = adversarial(D(aug(b)), D(aug(G(a))))
 
 No inverse generator and no cycle: content is kept by PatchNCE, which asks that each patch
@@ -79,7 +80,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 class ContrastiveTask(Task):
     name = "contrastive"
     presets = PRESETS
-    options = ("nce_weight", "nce_identity", "nce_patches", "nce_temperature", "nce_dim")
+    options = (
+        "nce_weight",
+        "nce_identity",
+        "nce_patches",
+        "nce_temperature",
+        "nce_dim",
+        "saturation_weight",
+    )
 
     @classmethod
     def check_config(cls, config: TrainConfig) -> None:
@@ -88,7 +96,10 @@ class ContrastiveTask(Task):
             raise ConfigError(
                 "task contrastive: use --loss hinge, lsgan or bce (no gradient penalty)"
             )
-        if not hasattr(ARCHITECTURES.get(config.generator), "nce_features"):
+        if not all(
+            hasattr(ARCHITECTURES.get(config.generator), method)
+            for method in ("nce_features", "logits")
+        ):
             raise ConfigError(
                 "task contrastive reads the generator's encoder: use resnet or light, "
                 f"not {config.generator}"
@@ -111,12 +122,18 @@ class ContrastiveTask(Task):
         patches = step_generator(c.seed, batch.step, PATCHES)
         # One forward for both: instance norm keeps the images independent.
         inputs = torch.cat([real_a, real_b]) if c.nce_identity else real_a
-        outputs = generator(inputs)
+        logits = generator.logits(inputs)
+        outputs = torch.tanh(logits)
         fake_b = outputs[: real_a.shape[0]]
         adv = losses.generator_loss(c.loss, critic(self._augment(fake_b, batch.augment)))
         nce = self._patch_nce(inputs, outputs, patches)
         batch.fake["B"] = fake_b.detach()
-        return adv + c.nce_weight * nce, {"G_adv": adv.item(), "NCE": nce.item()}
+        total, logged = adv + c.nce_weight * nce, {"G_adv": adv.item(), "NCE": nce.item()}
+        if c.saturation_weight:
+            saturation = losses.saturation_penalty(logits)
+            total = total + c.saturation_weight * saturation
+            logged["saturation"] = saturation.item()
+        return total, logged
 
     def discriminator_loss(self, batch: StepBatch) -> tuple[torch.Tensor, dict[str, float]]:
         critic, augment = self.networks["D"], batch.augment
