@@ -30,6 +30,8 @@ encode, write) and another's forward run at the same time.
 
 `--styles N`: N light MODELs (different weights) over the same JPEGs, in one job
 (`--model` N times) against N single-model jobs one after another (target >= 1.5x).
+`--style-model identity` takes N identity MODELs instead: the case of a GPU worker, where
+the forward costs little next to the CPU work one job shares between its styles.
 """
 
 from __future__ import annotations
@@ -338,7 +340,11 @@ def threads_bench(args: argparse.Namespace, cache: Path) -> None:
 def styles_bench(args: argparse.Namespace, cache: Path) -> None:
     folder = make_jpegs(cache / f"photos-{args.count}", args.count)
     with tempfile.TemporaryDirectory() as scratch:
-        models = [save("light", Path(scratch), seed) for seed in range(args.styles)]
+        if args.style_model == "identity":  # the GPU-like case: a forward that costs ~nothing
+            path = save_identity(Path(scratch))
+            models = [f"identity-{index}={path}" for index in range(args.styles)]
+        else:
+            models = [save(args.style_model, Path(scratch), seed) for seed in range(args.styles)]
         common = [
             "--input",
             str(folder),
@@ -356,7 +362,10 @@ def styles_bench(args: argparse.Namespace, cache: Path) -> None:
         flags = [flag for model in models for flag in ("--model", model)]
         together_wall, together_cpu = beam_run([*common, *flags], Path(scratch) / "together")
         n = args.count
-        print(f"{args.styles} light styles over {n} JPEGs 512x384 at --max-side {MAX_SIDE}:")
+        print(
+            f"{args.styles} {args.style_model} styles over {n} JPEGs 512x384 "
+            f"at --max-side {MAX_SIDE}:"
+        )
         print(
             f"  {args.styles} jobs: {separate_wall:.1f} s, {separate_cpu:.1f} CPU-s "
             f"({args.styles * n / separate_wall:.1f} images x styles/s)"
@@ -376,6 +385,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--stages", action="store_true", help="the non-inference ceiling")
     parser.add_argument("--styles", type=int, default=0, help="N styles: one job vs N jobs")
+    parser.add_argument("--style-model", default="light", choices=("light", "resnet9", "identity"))
     parser.add_argument("--threads", default="", help="e.g. 1,2: harness threads, one model")
     parser.add_argument("--models", default="resnet9,light")
     parser.add_argument("--repeats", type=int, default=1, help="loop/Beam pairs per model")
