@@ -87,6 +87,13 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
     ),
     # the saturation penalty: logits kept where tanh still has a gradient (no locked blobs)
     "fl-sat": ("contrastive", "fewshot", {"generator": "light", "saturation_weight": 1.0}),
+    # a second, pixel-space PatchGAN discriminator beside the projected one
+    "fl-pix": ("contrastive", "fewshot", {"generator": "light", "pixel_weight": 1.0}),
+    "fl-sat-pix": (
+        "contrastive",
+        "fewshot",
+        {"generator": "light", "saturation_weight": 1.0, "pixel_weight": 1.0},
+    ),
     "fl-lr2-sat": (
         "contrastive",
         "fewshot",

@@ -248,3 +248,38 @@ def test_contrastive_task_applies_the_saturation_penalty_only_when_weighted(tmp_
     assert saturation > 100  # logits near 20 + atanh(x): (|z| - 2.65)^2 is about 300
     expected = totals[1.0][1]["G_adv"] + totals[1.0][1]["NCE"] + saturation
     assert totals[1.0][0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_pixel_discriminator_trains_beside_the_projected_one(tmp_path):
+    from scenegan.scenes import write_scenes
+    from scenegan.training import checkpoint as ckpt
+    from scenegan.training import resolve_config, training_loop
+
+    write_scenes(tmp_path / "data" / "photo", 4, width=36, height=36, seed=0)
+    write_scenes(tmp_path / "data" / "painting", 4, width=36, height=36, seed=1, style="painting")
+    config = resolve_config(
+        "contrastive",
+        "tiny",
+        data=str(tmp_path / "data"),
+        output=str(tmp_path / "run"),
+        source_domain="photo",
+        target_domain="painting",
+        steps=3,
+        eval_every=-1,
+        pixel_weight=1.0,
+    )
+    seen: dict = {}
+
+    def watch(step, task):
+        if not seen:  # the pixel critic's weights after the first update
+            seen["start"] = {k: v.clone() for k, v in task.networks["D_pixel"].state_dict().items()}
+        seen["task"] = task
+
+    training_loop(config, progress=False, on_step=watch)
+    task = seen["task"]
+    assert task.discriminator_names == ("D", "D_pixel")
+    pixel_params = set(map(id, task.networks["D_pixel"].parameters()))
+    assert pixel_params <= {id(p) for g in task.optimizers["D"].param_groups for p in g["params"]}
+    state = task.networks["D_pixel"].state_dict()
+    assert any(not torch.equal(v, seen["start"][k]) for k, v in state.items())  # it learns
+    assert set(ckpt.load_latest(str(tmp_path / "run"))["networks"]) == {"G", "P", "D", "D_pixel"}

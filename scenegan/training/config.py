@@ -142,6 +142,12 @@ class TrainConfig:
     nce_patches: int = option(256, "locations compared per layer and image", minimum=2)
     nce_temperature: float = option(0.07, "PatchNCE temperature", minimum=1e-6)
     nce_dim: int = option(256, "the patch projector's embedding size", minimum=1)
+    pixel_weight: float = option(
+        0.0,
+        "weight of a second discriminator, a PatchGAN on pixels, beside --discriminator "
+        "(vision-aided GAN): it sees colours the pretrained features are blind to; 0: off",
+        minimum=0.0,
+    )
     saturation_weight: float = option(
         0.0,
         "weight of the penalty on generator logits past tanh's useful range (pixels locked "

@@ -6,7 +6,14 @@
                       + nce_weight * PatchNCE(encoder(a), encoder(G(a)))
                       [+ PatchNCE(encoder(b), encoder(G(b))), averaged, with nce_identity]
                       [+ saturation_weight * mean(relu(|logits of G(a)| - 2.65)^2)]
+                      [+ pixel_weight * adversarial(D_pixel(aug(G(a))))]
     discriminator   = adversarial(D(aug(b)), D(aug(G(a))))
+                      [+ pixel_weight * adversarial(D_pixel(aug(b)), D_pixel(aug(G(a))))]
+
+D_pixel (with `pixel_weight`) is a PatchGAN on the pixels beside the projected D, as
+vision-aided GAN keeps the original discriminator beside the pretrained one: the frozen
+features are fooled by pure saturated colour (blobs, a whole image gone green), which a
+critic of the paintings' own pixels sees at once.
 
 No inverse generator and no cycle: content is kept by PatchNCE, which asks that each patch
 of the output be recognisable (in G's own encoder features, through P) as the patch at the
@@ -33,6 +40,7 @@ from scenegan.training.data import step_generator
 from scenegan.training.tasks.base import PENALTY, StepBatch, Task
 
 PATCHES = PENALTY + 1  # the step generator of the PatchNCE locations
+PIXEL_CRITIC = {"base_channels": 32}  # D_pixel: a PatchGAN at half CycleGAN's width
 
 # Contrastive (CUT) presets. "fewshot" is the recipe for real photos and a few dozen
 # paintings, chosen by measurement (README, "Few-shot style"): a generator that starts at
@@ -87,6 +95,7 @@ class ContrastiveTask(Task):
         "nce_temperature",
         "nce_dim",
         "saturation_weight",
+        "pixel_weight",
     )
 
     @classmethod
@@ -112,8 +121,14 @@ class ContrastiveTask(Task):
             "P", "patch_projector", {"channels": generator.nce_channels, "dim": config.nce_dim}
         )
         self._network("D", config.discriminator, config.discriminator_args)
+        if config.pixel_weight:
+            self._network("D_pixel", "patchgan", PIXEL_CRITIC)
+            self.discriminator_names = ("D", "D_pixel")
         self._finish(
-            {"G": (["G", "P"], config.lr_generator), "D": (["D"], config.lr_discriminator)}
+            {
+                "G": (["G", "P"], config.lr_generator),
+                "D": (list(self.discriminator_names), config.lr_discriminator),
+            }
         )
 
     def generator_loss(self, batch: StepBatch) -> tuple[torch.Tensor, dict[str, float]]:
@@ -125,10 +140,15 @@ class ContrastiveTask(Task):
         logits = generator.logits(inputs)
         outputs = torch.tanh(logits)
         fake_b = outputs[: real_a.shape[0]]
-        adv = losses.generator_loss(c.loss, critic(self._augment(fake_b, batch.augment)))
+        seen = self._augment(fake_b, batch.augment)
+        adv = losses.generator_loss(c.loss, critic(seen))
         nce = self._patch_nce(inputs, outputs, patches)
         batch.fake["B"] = fake_b.detach()
         total, logged = adv + c.nce_weight * nce, {"G_adv": adv.item(), "NCE": nce.item()}
+        if c.pixel_weight:
+            pixel = losses.generator_loss(c.loss, self.networks["D_pixel"](seen))
+            total = total + c.pixel_weight * pixel
+            logged["G_pixel"] = pixel.item()
         if c.saturation_weight:
             saturation = losses.saturation_penalty(logits)
             total = total + c.saturation_weight * saturation
@@ -136,13 +156,17 @@ class ContrastiveTask(Task):
         return total, logged
 
     def discriminator_loss(self, batch: StepBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        critic, augment = self.networks["D"], batch.augment
-        loss = losses.discriminator_loss(
-            self.config.loss,
-            critic(self._augment(batch.real["B"], augment)),
-            critic(self._augment(batch.fake["B"], augment)),
+        c, critic, augment = self.config, self.networks["D"], batch.augment
+        real, fake = (
+            self._augment(batch.real["B"], augment),
+            self._augment(batch.fake["B"], augment),
         )
-        return loss, {}
+        loss = losses.discriminator_loss(c.loss, critic(real), critic(fake))
+        if not c.pixel_weight:
+            return loss, {}
+        pixel_critic = self.networks["D_pixel"]
+        pixel = losses.discriminator_loss(c.loss, pixel_critic(real), pixel_critic(fake))
+        return loss + c.pixel_weight * pixel, {"D_pixel": pixel.item()}
 
     def _patch_nce(
         self, inputs: torch.Tensor, outputs: torch.Tensor, patches: torch.Generator
