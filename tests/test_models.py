@@ -29,6 +29,7 @@ TINY = {
     "dcgan_discriminator": {"image_size": 32, "base_channels": 8},
     "projected": {"head_channels": 8},
     "patch_projector": {"channels": [3, 8], "dim": 16},
+    "identity": {},
 }
 
 
