@@ -94,6 +94,17 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
         "fewshot",
         {"generator": "light", "saturation_weight": 1.0, "pixel_weight": 1.0},
     ),
+    # the saturation penalty frees the blobs but loses content at 1,500 CPU-s: more PatchNCE
+    "fl-sat-nce2": (
+        "contrastive",
+        "fewshot",
+        {"generator": "light", "saturation_weight": 1.0, "nce_weight": 2.0},
+    ),
+    "fl-sat-nce4": (
+        "contrastive",
+        "fewshot",
+        {"generator": "light", "saturation_weight": 1.0, "nce_weight": 4.0},
+    ),
     "fl-lr2-sat": (
         "contrastive",
         "fewshot",
