@@ -332,9 +332,10 @@ def threads_bench(args: argparse.Namespace, cache: Path) -> None:
                     f"  {name}, {threads} harness thread(s): {n / wall:.2f} img/s with start-up, "
                     f"{steady:.2f} without; {1000 * (cpu - fixed_cpu) / (n - 8):.1f} CPU ms/image"
                 )
-            base = rates[counts[0]]
-            ratios = ", ".join(f"{t} threads {rates[t] / base:.2f}x" for t in counts[1:])
-            print(f"  {name}: against {counts[0]} thread(s) without start-up: {ratios}")
+            if len(counts) > 1:
+                base = rates[counts[0]]
+                ratios = ", ".join(f"{t} threads {rates[t] / base:.2f}x" for t in counts[1:])
+                print(f"  {name}: against {counts[0]} thread(s) without start-up: {ratios}")
 
 
 def styles_bench(args: argparse.Namespace, cache: Path) -> None:
