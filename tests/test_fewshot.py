@@ -158,26 +158,41 @@ def test_ema_warm_up_follows_its_schedule():
     assert ramped.model.weight.item() > 0.85
 
 
-def test_contrastive_training_leaves_the_feature_network_untouched(tmp_path):
+def _tiny_contrastive_run(tmp_path, images: int, run: str = "run", on_step=None, **overrides):
+    """Train the contrastive `tiny` preset on procedural photos and paintings (written once
+    under tmp_path/data); returns the task as it is after the last step."""
     from scenegan.scenes import write_scenes
-    from scenegan.training import checkpoint as ckpt
     from scenegan.training import resolve_config, training_loop
 
-    write_scenes(tmp_path / "data" / "photo", 8, width=36, height=36, seed=0)
-    write_scenes(tmp_path / "data" / "painting", 8, width=36, height=36, seed=1, style="painting")
+    data = tmp_path / "data"
+    if not data.exists():
+        write_scenes(data / "photo", images, width=36, height=36, seed=0)
+        write_scenes(data / "painting", images, width=36, height=36, seed=1, style="painting")
     config = resolve_config(
         "contrastive",
         "tiny",
-        data=str(tmp_path / "data"),
-        output=str(tmp_path / "run"),
+        data=str(data),
+        output=str(tmp_path / run),
         source_domain="photo",
         target_domain="painting",
-        steps=4,
         eval_every=-1,
+        **overrides,
     )
-    seen = {}
-    training_loop(config, progress=False, on_step=lambda step, task: seen.update(task=task))
-    critic = seen["task"].networks["D"]
+    seen: dict = {}
+
+    def watch(step, task):
+        seen["task"] = task
+        if on_step:
+            on_step(step, task)
+
+    training_loop(config, progress=False, on_step=watch)
+    return seen["task"]
+
+
+def test_contrastive_training_leaves_the_feature_network_untouched(tmp_path):
+    from scenegan.training import checkpoint as ckpt
+
+    critic = _tiny_contrastive_run(tmp_path, 8, steps=4).networks["D"]
     reference = features.fold_batch_norm(features.load_pretrained(1)).state_dict()
     for key, value in critic.backbone.state_dict().items():
         assert torch.equal(value, reference[key]), key
@@ -215,28 +230,13 @@ def test_saturation_penalty_pulls_back_locked_pixels_and_leaves_visible_colours_
 
 
 def test_contrastive_task_applies_the_saturation_penalty_only_when_weighted(tmp_path):
-    from scenegan.scenes import write_scenes
-    from scenegan.training import resolve_config, training_loop
     from scenegan.training.tasks.base import StepBatch
 
-    write_scenes(tmp_path / "data" / "photo", 4, width=36, height=36, seed=0)
-    write_scenes(tmp_path / "data" / "painting", 4, width=36, height=36, seed=1, style="painting")
     totals = {}
     for weight in (0.0, 1.0):
-        config = resolve_config(
-            "contrastive",
-            "tiny",
-            data=str(tmp_path / "data"),
-            output=str(tmp_path / f"run-{weight}"),
-            source_domain="photo",
-            target_domain="painting",
-            steps=1,
-            eval_every=-1,
-            saturation_weight=weight,
+        task = _tiny_contrastive_run(
+            tmp_path, 4, f"run-{weight}", steps=1, saturation_weight=weight
         )
-        seen: dict = {}
-        training_loop(config, progress=False, on_step=lambda step, task, s=seen: s.update(t=task))
-        task = seen["t"]
         with torch.no_grad():  # lock every pixel far past tanh's useful range
             task.networks["G"].head[-1].bias.fill_(20.0)
         real = {"A": _images(size=32, seed=3), "B": _images(size=32, seed=4)}
@@ -251,32 +251,15 @@ def test_contrastive_task_applies_the_saturation_penalty_only_when_weighted(tmp_
 
 
 def test_the_pixel_discriminator_trains_beside_the_projected_one(tmp_path):
-    from scenegan.scenes import write_scenes
     from scenegan.training import checkpoint as ckpt
-    from scenegan.training import resolve_config, training_loop
 
-    write_scenes(tmp_path / "data" / "photo", 4, width=36, height=36, seed=0)
-    write_scenes(tmp_path / "data" / "painting", 4, width=36, height=36, seed=1, style="painting")
-    config = resolve_config(
-        "contrastive",
-        "tiny",
-        data=str(tmp_path / "data"),
-        output=str(tmp_path / "run"),
-        source_domain="photo",
-        target_domain="painting",
-        steps=3,
-        eval_every=-1,
-        pixel_weight=1.0,
-    )
     seen: dict = {}
 
     def watch(step, task):
         if not seen:  # the pixel critic's weights after the first update
             seen["start"] = {k: v.clone() for k, v in task.networks["D_pixel"].state_dict().items()}
-        seen["task"] = task
 
-    training_loop(config, progress=False, on_step=watch)
-    task = seen["task"]
+    task = _tiny_contrastive_run(tmp_path, 4, on_step=watch, steps=3, pixel_weight=1.0)
     assert task.discriminator_names == ("D", "D_pixel")
     pixel_params = set(map(id, task.networks["D_pixel"].parameters()))
     assert pixel_params <= {id(p) for g in task.optimizers["D"].param_groups for p in g["params"]}
