@@ -91,8 +91,8 @@ def output_logits(x: torch.Tensor, head: torch.Tensor, residual: bool) -> torch.
     change applied to the input in tanh space. Near-zero initial weights then give an
     output near the input, so training starts from "keep the photo" rather than from grey
     noise, and the output can still reach every colour. Needs in_channels == out_channels.
-    Training may penalise logits far past +-1 (`saturation_penalty`): there tanh's gradient
-    vanishes and a pixel pushed into pure colour can no longer be pulled back."""
+    Training may penalise logits past atanh(0.99) (`losses.saturation_penalty`): further
+    out tanh's gradient vanishes and a pixel pushed into pure colour cannot be pulled back."""
     if not residual:
         return head
     return torch.atanh(x.clamp(-0.999, 0.999)) + head
