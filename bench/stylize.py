@@ -262,6 +262,20 @@ def beam_run(argv: list[str], output: Path) -> tuple[float, float]:
     return seconds, cpu
 
 
+def steady_run(argv: list[str], tiny: Path, folder: Path, scratch: Path) -> dict[str, float]:
+    """One stylize job over `folder` and the same job over the 8 images of `tiny` (Beam's
+    fixed cost): wall and CPU seconds of the full job, and both without that fixed cost."""
+    fixed_wall, fixed_cpu = beam_run([*argv, "--input", str(tiny)], scratch / "fixed")
+    wall, cpu = beam_run([*argv, "--input", str(folder)], scratch / "full")
+    return {
+        "fixed_wall": fixed_wall,
+        "wall": wall,
+        "cpu": cpu,
+        "steady_wall": max(wall - fixed_wall, 1e-9),
+        "steady_cpu": max(cpu - fixed_cpu, 1e-9),
+    }
+
+
 def stages_bench(args: argparse.Namespace, cache: Path) -> None:
     max_side = 512
     folder = make_jpegs(cache / f"photos-{args.count}", args.count)
@@ -280,11 +294,9 @@ def stages_bench(args: argparse.Namespace, cache: Path) -> None:
         # in_memory: the whole job in one process, as the loop, so its CPU time is exact
         flags = f"--max-side {max_side} --batch-size {BATCH} --report-samples 0".split()
         common = ["--model", model, *flags, "--direct_running_mode", "in_memory"]
-        # Beam's fixed cost: the same job over 8 images
-        fixed_wall, fixed_cpu = beam_run([*common, "--input", str(tiny)], Path(scratch) / "b0")
-        wall, cpu = beam_run([*common, "--input", str(folder)], Path(scratch) / "beam")
-        steady_wall = max(wall - fixed_wall, 1e-9)
-        steady_cpu = max(cpu - fixed_cpu, 1e-9)
+        run = steady_run(common, tiny, folder, Path(scratch))
+        wall, cpu, fixed_wall = run["wall"], run["cpu"], run["fixed_wall"]
+        steady_wall, steady_cpu = run["steady_wall"], run["steady_cpu"]
         print(
             f"beam, one process (in_memory): {n / wall:.1f} img/s with start-up ({wall:.1f} s), "
             f"{(n - 8) / steady_wall:.1f} img/s without (start-up = an 8-image job, "
@@ -322,15 +334,13 @@ def threads_bench(args: argparse.Namespace, cache: Path) -> None:
             rates = {}
             for threads in counts:
                 argv = [*common, "--direct_num_workers", str(threads)]
-                fixed_wall, fixed_cpu = beam_run(
-                    [*argv, "--input", str(tiny)], Path(scratch) / "t0"
-                )
-                wall, cpu = beam_run([*argv, "--input", str(folder)], Path(scratch) / f"t{threads}")
-                steady = (n - 8) / max(wall - fixed_wall, 1e-9)
+                run = steady_run(argv, tiny, folder, Path(scratch) / f"{name}-{threads}")
+                steady = (n - 8) / run["steady_wall"]
                 rates[threads] = steady
                 print(
-                    f"  {name}, {threads} harness thread(s): {n / wall:.2f} img/s with start-up, "
-                    f"{steady:.2f} without; {1000 * (cpu - fixed_cpu) / (n - 8):.1f} CPU ms/image"
+                    f"  {name}, {threads} harness thread(s): {n / run['wall']:.2f} img/s with "
+                    f"start-up, {steady:.2f} without; "
+                    f"{1000 * run['steady_cpu'] / (n - 8):.1f} CPU ms/image"
                 )
             if len(counts) > 1:
                 base = rates[counts[0]]

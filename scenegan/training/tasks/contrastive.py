@@ -5,7 +5,7 @@
     generator loss  = adversarial(D(aug(G(a))))
                       + nce_weight * PatchNCE(encoder(a), encoder(G(a)))
                       [+ PatchNCE(encoder(b), encoder(G(b))), averaged, with nce_identity]
-                      [+ saturation_weight * mean(relu(|logits of G(a)| - 2.65)^2)]
+                      [+ saturation_weight * mean(relu(|logits of G's outputs| - 2.65)^2)]
                       [+ pixel_weight * adversarial(D_pixel(aug(G(a))))]
     discriminator   = adversarial(D(aug(b)), D(aug(G(a))))
                       [+ pixel_weight * adversarial(D_pixel(aug(b)), D_pixel(aug(G(a))))]
