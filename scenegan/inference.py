@@ -21,6 +21,8 @@ Nothing here imports Beam: the pipelines' ModelHandler and plain loops use the s
 from __future__ import annotations
 
 import math
+import threading
+import types
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -95,6 +97,7 @@ class Stylizer:
         self.tile_overlap = min(tile_overlap, self.tile_size // 2)
         if self.device.type == "cuda":
             self.generator = self.generator.to(memory_format=torch.channels_last)
+        _thread_aware_norms(self.generator)
 
     def _autocast(self):
         if not self.amp:
@@ -218,22 +221,16 @@ class Stylizer:
     @torch.inference_mode()
     def _layer_input(self, layer: nn.Module, frozen: list, window: np.ndarray) -> torch.Tensor:
         """The input `layer` receives for `window`, with the first len(frozen) norms frozen;
-        the forward pass stops there."""
-        captured: list[torch.Tensor] = []
-
-        def stop(_module, inputs):
-            captured.append(inputs[0].float())
-            raise _StopForward
-
-        hook = layer.register_forward_pre_hook(stop)
+        the forward pass stops there (on this thread only)."""
+        _THREAD.stop_at, _THREAD.captured = layer, None
         try:
             with frozen_instance_norm(self.generator, frozen):
                 self._forward(window[None])
         except _StopForward:
             pass
         finally:
-            hook.remove()
-        return captured[0]
+            captured, _THREAD.stop_at, _THREAD.captured = _THREAD.captured, None, None
+        return captured
 
 
 class _StopForward(Exception):
@@ -248,28 +245,47 @@ def _instance_norms(model: nn.Module) -> list[nn.InstanceNorm2d]:
     return [m for m in model.modules() if isinstance(m, nn.InstanceNorm2d)]
 
 
+# What tiling changes in a forward pass, per thread: harness threads share one generator,
+# so a tiled image's statistics (and the early stop that measures them) must not reach a
+# batch another thread runs through the same layers at the same time.
+_THREAD = threading.local()
+
+
+def _thread_aware_norms(model: nn.Module) -> None:
+    """Give each InstanceNorm of `model` (once) a forward that follows the calling thread's
+    frozen statistics and early stop, and behaves as usual when the thread has none. A
+    bound method, so a deep copy of the model rebinds it to the copied layer."""
+    for layer in _instance_norms(model):
+        if "forward" not in vars(layer):  # an instance attribute shadows the class's forward
+            layer.forward = types.MethodType(_thread_aware_forward, layer)
+
+
+def _thread_aware_forward(layer: nn.InstanceNorm2d, x: torch.Tensor) -> torch.Tensor:
+    if getattr(_THREAD, "stop_at", None) is layer:
+        _THREAD.captured = x.float()
+        raise _StopForward
+    frozen = getattr(_THREAD, "frozen", None)
+    if frozen is None or layer not in frozen:
+        return type(layer).forward(layer, x)
+    mean, var = frozen[layer]
+    y = (x - mean.to(x.dtype)) * torch.rsqrt(var.to(x.dtype) + layer.eps)
+    if layer.affine:
+        y = y * layer.weight[None, :, None, None] + layer.bias[None, :, None, None]
+    return y
+
+
 @contextmanager
 def frozen_instance_norm(model: nn.Module, statistics: list[tuple[torch.Tensor, torch.Tensor]]):
-    """The first len(statistics) InstanceNorm layers normalise with the given (mean, var)
-    instead of their input's; the rest behave as usual."""
+    """On this thread, the first len(statistics) InstanceNorm layers normalise with the
+    given (mean, var) instead of their input's; the rest behave as usual."""
+    _thread_aware_norms(model)
     layers = _instance_norms(model)[: len(statistics)]
-    for layer, (mean, var) in zip(layers, statistics, strict=True):
-        layer.forward = _normalise_with(layer, mean, var)  # instance attribute shadows forward
+    before = getattr(_THREAD, "frozen", None)
+    _THREAD.frozen = dict(zip(layers, statistics, strict=True))
     try:
         yield
     finally:
-        for layer in layers:
-            del layer.forward
-
-
-def _normalise_with(layer: nn.InstanceNorm2d, mean: torch.Tensor, var: torch.Tensor):
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        y = (x - mean.to(x.dtype)) * torch.rsqrt(var.to(x.dtype) + layer.eps)
-        if layer.affine:
-            y = y * layer.weight[None, :, None, None] + layer.bias[None, :, None, None]
-        return y
-
-    return forward
+        _THREAD.frozen = before
 
 
 def _starts(length: int, tile: int, step: int, stride: int) -> list[int]:

@@ -421,6 +421,25 @@ def files_of(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
+def assert_same_pixels(ours: np.ndarray, theirs: np.ndarray, what: str = "") -> None:
+    """The same pixels up to float rounding. On the CPU a convolution may split its sums
+    differently when other threads run at the same time (or when the batch holds other
+    images), which moves a value that sits on a rounding boundary by one level. Anything
+    more is a real difference."""
+    assert ours.shape == theirs.shape, what
+    moved = np.abs(ours.astype(np.int16) - theirs.astype(np.int16))
+    assert moved.max() <= 1 and (moved > 0).mean() < 0.01, (what, moved.max(), moved.mean())
+
+
+def assert_same_pictures(folder: Path, expected: Path) -> None:
+    """The same image files, with the same pixels up to float rounding."""
+    names = sorted(files_of(folder))
+    assert names == sorted(files_of(expected)) and names
+    for name in names:
+        with Image.open(folder / name) as ours, Image.open(expected / name) as theirs:
+            assert_same_pixels(np.asarray(ours), np.asarray(theirs), name)
+
+
 def comparable(output: Path) -> list[tuple]:
     """A run's metadata without what differs between OUTs: run ids and the OUT prefix."""
     return sorted(
@@ -506,7 +525,7 @@ def test_harness_threads_share_one_model_and_give_the_single_thread_output(
     tmp_path, photos, monkeypatch
 ):
     """Dataflow GPU workers run several harness threads in one process: they must load the
-    model once and make byte for byte what one thread makes."""
+    model once and make what one thread makes (up to float rounding)."""
     import threading
 
     light = make_model(str(tmp_path / "light"), "light")
@@ -528,7 +547,7 @@ def test_harness_threads_share_one_model_and_give_the_single_thread_output(
     run_stylize(light, [photos], tmp_path / "threads", *threads, *fixed)
     assert len(loads) == 1 and len(runners) >= 2  # threads ran batches with one model
     run_stylize(light, [photos], tmp_path / "one", "--direct_running_mode", "in_memory", *fixed)
-    assert files_of(tmp_path / "threads" / "images") == files_of(tmp_path / "one" / "images")
+    assert_same_pictures(tmp_path / "threads" / "images", tmp_path / "one" / "images")
     assert comparable(tmp_path / "threads") == comparable(tmp_path / "one")
     assert len(files_of(tmp_path / "one" / "images")) == 6
 
@@ -546,4 +565,42 @@ def test_one_stylizer_run_from_several_threads_at_once_matches_serial_runs(tmp_p
     with ThreadPoolExecutor(max_workers=4) as pool:
         concurrent = list(pool.map(stylizer.run_batch, batches))
     for alone, together in zip(serial, concurrent, strict=True):
-        assert all(np.array_equal(a, b) for a, b in zip(alone, together, strict=True))
+        for a, b in zip(alone, together, strict=True):
+            assert_same_pixels(b, a)
+
+
+def test_a_tiled_image_on_one_thread_leaves_other_threads_batches_alone(tmp_path):
+    """Tiling swaps each InstanceNorm's statistics for the whole image's and stops forward
+    passes early with a hook: on a model shared by harness threads, none of that may reach
+    a batch another thread runs at the same time."""
+    import threading
+
+    loaded = artifact.load_model(make_model(str(tmp_path / "m"), "light"))
+    stylizer = Stylizer(loaded, device="cpu", max_batch_size=2, tile_size=32, tile_overlap=8)
+    rng = np.random.default_rng(5)
+    large = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    batch = [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(2)]
+    tiled_alone, batch_alone = stylizer.run_tiled(large), stylizer.run_batch(batch)
+    tiled, batches, errors = [], [], []
+
+    def keep(results, call, *args):
+        try:
+            for _ in range(15):
+                results.append(call(*args))
+        except Exception as error:  # reported by the assert below
+            errors.append(error)
+
+    workers = [
+        threading.Thread(target=keep, args=(tiled, stylizer.run_tiled, large)),
+        threading.Thread(target=keep, args=(batches, stylizer.run_batch, batch)),
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert not errors and len(tiled) == len(batches) == 15
+    for out in tiled:
+        assert_same_pixels(out, tiled_alone)
+    for outs in batches:
+        for out, alone in zip(outs, batch_alone, strict=True):
+            assert_same_pixels(out, alone)
