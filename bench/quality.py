@@ -105,6 +105,17 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
         "fewshot",
         {"generator": "light", "saturation_weight": 1.0, "nce_weight": 4.0},
     ),
+    # total variation: flat colour and sharp outlines, against photo texture and stripes
+    "fl-sat-nce2-tv2": (
+        "contrastive",
+        "fewshot",
+        {"generator": "light", "saturation_weight": 1.0, "nce_weight": 2.0, "tv_weight": 2.0},
+    ),
+    "fl-sat-nce2-tv8": (
+        "contrastive",
+        "fewshot",
+        {"generator": "light", "saturation_weight": 1.0, "nce_weight": 2.0, "tv_weight": 8.0},
+    ),
     "fl-lr2-sat": (
         "contrastive",
         "fewshot",

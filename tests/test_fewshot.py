@@ -250,6 +250,44 @@ def test_contrastive_task_applies_the_saturation_penalty_only_when_weighted(tmp_
     assert totals[1.0][0] == pytest.approx(expected, rel=1e-5)
 
 
+def test_total_variation_charges_texture_and_stripes_not_flat_colour_or_outlines():
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    assert losses.total_variation(flat).item() == 0.0
+    edge = flat.clone()
+    edge[..., 8:] = -0.5  # one sharp vertical outline, height 0.8
+    ramp = flat.clone()
+    ramp[..., 4:12] = torch.linspace(0.3, -0.5, 10)[1:-1]  # the same step, spread out
+    ramp[..., 12:] = -0.5
+    # an outline costs its height however sharp it is: TV does not blur edges to save cost
+    assert losses.total_variation(edge).item() == pytest.approx(
+        losses.total_variation(ramp).item(), rel=1e-5
+    )
+    stripes = flat.clone()
+    stripes[..., ::2] = -0.5  # the same colours, alternating every column
+    assert losses.total_variation(stripes) > 7 * losses.total_variation(edge)
+    noisy = flat + 0.1 * torch.randn(flat.shape, generator=torch.Generator().manual_seed(0))
+    noisy.requires_grad_(True)
+    losses.total_variation(noisy).backward()
+    smoothed = noisy.detach() - 0.01 * noisy.grad
+    assert losses.total_variation(smoothed) < losses.total_variation(noisy.detach())
+
+
+def test_contrastive_task_adds_total_variation_only_when_weighted(tmp_path):
+    from scenegan.training.tasks.base import StepBatch
+
+    logged = {}
+    for weight in (0.0, 3.0):
+        task = _tiny_contrastive_run(tmp_path, 4, f"tv-{weight}", steps=1, tv_weight=weight)
+        real = {"A": _images(size=32, seed=3), "B": _images(size=32, seed=4)}
+        batch = StepBatch(1, real, torch.Generator().manual_seed(0))
+        total, logged[weight] = task.generator_loss(batch)
+        fake = batch.fake["B"]
+    assert "TV" not in logged[0.0]
+    assert logged[3.0]["TV"] == pytest.approx(losses.total_variation(fake).item(), rel=1e-5)
+    expected = logged[3.0]["G_adv"] + logged[3.0]["NCE"] + 3.0 * logged[3.0]["TV"]
+    assert total.item() == pytest.approx(expected, rel=1e-5)
+
+
 def test_the_pixel_discriminator_trains_beside_the_projected_one(tmp_path):
     from scenegan.training import checkpoint as ckpt
 

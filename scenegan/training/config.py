@@ -154,6 +154,12 @@ class TrainConfig:
         "in pure colour); 0: off",
         minimum=0.0,
     )
+    tv_weight: float = option(
+        0.0,
+        "weight of the total variation of G's outputs (flat colour, sharp outlines: removes "
+        "photo texture and stripes); 0: off",
+        minimum=0.0,
+    )
     # optimisation
     steps: int = option(10_000, "training steps", minimum=1)
     lr_generator: float = option(2e-4, "generator learning rate", minimum=0.0)

@@ -6,6 +6,7 @@
                       + nce_weight * PatchNCE(encoder(a), encoder(G(a)))
                       [+ PatchNCE(encoder(b), encoder(G(b))), averaged, with nce_identity]
                       [+ saturation_weight * mean(relu(|logits of G's outputs| - 2.65)^2)]
+                      [+ tv_weight * total variation(G(a))]
                       [+ pixel_weight * adversarial(D_pixel(aug(G(a))))]
     discriminator   = adversarial(D(aug(b)), D(aug(G(a))))
                       [+ pixel_weight * adversarial(D_pixel(aug(b)), D_pixel(aug(G(a))))]
@@ -95,6 +96,7 @@ class ContrastiveTask(Task):
         "nce_temperature",
         "nce_dim",
         "saturation_weight",
+        "tv_weight",
         "pixel_weight",
     )
 
@@ -153,6 +155,10 @@ class ContrastiveTask(Task):
             saturation = losses.saturation_penalty(logits)
             total = total + c.saturation_weight * saturation
             logged["saturation"] = saturation.item()
+        if c.tv_weight:
+            variation = losses.total_variation(fake_b)
+            total = total + c.tv_weight * variation
+            logged["TV"] = variation.item()
         return total, logged
 
     def discriminator_loss(self, batch: StepBatch) -> tuple[torch.Tensor, dict[str, float]]:
