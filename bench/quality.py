@@ -116,6 +116,28 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
         "fewshot",
         {"generator": "light", "saturation_weight": 1.0, "nce_weight": 2.0, "tv_weight": 8.0},
     ),
+    # the projected D through a binomial low-pass: the thin stripes no longer fool it
+    "fl-sat-nce2-blur": (
+        "contrastive",
+        "fewshot",
+        {
+            "generator": "light",
+            "saturation_weight": 1.0,
+            "nce_weight": 2.0,
+            "discriminator_args": {"head_channels": 64, "blur": 5},
+        },
+    ),
+    "fl-sat-nce2-tv2-blur": (
+        "contrastive",
+        "fewshot",
+        {
+            "generator": "light",
+            "saturation_weight": 1.0,
+            "nce_weight": 2.0,
+            "tv_weight": 2.0,
+            "discriminator_args": {"head_channels": 64, "blur": 5},
+        },
+    ),
     "fl-lr2-sat": (
         "contrastive",
         "fewshot",

@@ -75,6 +75,30 @@ def test_projected_discriminator_round_trips_through_its_state_dict():
         assert torch.equal(a, b)
 
 
+def _largest_change(critic, a: torch.Tensor, b: torch.Tensor) -> float:
+    return max((x - y).abs().max().item() for x, y in zip(critic(a), critic(b), strict=True))
+
+
+def test_projected_discriminator_blur_hides_one_pixel_stripes_and_keeps_broad_shapes():
+    with pytest.raises(ValueError, match="blur"):
+        ProjectedDiscriminator(head_channels=8, blur=4)
+    critic = build_model("projected", {"head_channels": 8, "blur": 3}).eval()
+    plain = build_model("projected", {"head_channels": 8}).eval()  # eval: spectral norm fixed
+    plain.load_state_dict(critic.state_dict())  # the same heads: the filter has no weights
+    base = torch.zeros(1, 3, 32, 32)
+    base[..., 16:, :] = 0.6  # a broad shape: two flat halves
+    striped = base.clone()
+    striped[..., ::2] += 0.4  # plus thin stripes, one pixel wide, 0.2 brighter on average
+    even = base + 0.2  # the same average brightness, no stripes
+    assert _largest_change(critic, striped, even) < 1e-4  # [1,2,1] cancels period 2
+    assert _largest_change(plain, striped, even) > 0.1
+    assert _largest_change(critic, base, torch.zeros(1, 3, 32, 32)) > 1e-3  # shapes: seen
+    rebuilt = build_model("projected", dict(critic.config)).eval()
+    rebuilt.load_state_dict(critic.state_dict())
+    for a, b in zip(critic(striped), rebuilt(striped), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_patch_nce_prefers_matching_patches_to_shuffled_ones():
     generator = torch.Generator().manual_seed(0)
     keys = torch.nn.functional.normalize(torch.randn(2, 64, 32, generator=generator), dim=-1)

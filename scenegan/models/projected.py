@@ -62,13 +62,17 @@ class ProjectedDiscriminator(nn.Module):
         input_size: int = 0,
         levels: str = "4,8,16,32",
         mixing: int = 0,
+        blur: int = 0,
     ) -> None:
         """`backbone`: the EfficientNet-Lite variant (1; 0 is the metrics' network and is
         refused); `input_size`: resize images to this square first (0: as they come);
         `levels`: the feature strides judged (a comma list out of 4, 8, 16, 32); `mixing`:
         0, or the channel count of a fixed random 1x1 convolution put between each level
         and its head (Projected GAN's cross-channel mixing: the heads cannot latch onto a
-        few feature channels, which the generator would then learn to excite)."""
+        few feature channels, which the generator would then learn to excite); `blur`: 0,
+        or the width (3 or 5) of a binomial low-pass filter every image goes through before
+        the feature network: the frozen features respond to one-pixel patterns (thin
+        colour stripes) no painting has, which the generator otherwise learns to draw."""
         super().__init__()
         self.config = constructor_arguments(locals())
         if in_channels != 3:
@@ -81,6 +85,8 @@ class ProjectedDiscriminator(nn.Module):
         self._levels = _parse_levels(levels)
         if mixing < 0:
             raise ValueError(f"mixing must be 0 (off) or a channel count, not {mixing}")
+        if blur not in (0, 3, 5):
+            raise ValueError(f"blur must be 0 (off), 3 or 5, not {blur}")
         self._frozen = [features.fold_batch_norm(features.load_pretrained(backbone))]
         channels = [features.PYRAMID_CHANNELS[i] for i in self._levels]
         # Fixed random mixing weights: buffers (saved with the model, never trained), drawn
@@ -103,6 +109,8 @@ class ProjectedDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # (B, 3, H, W) in [-1, 1]
         size = self.config["input_size"]
+        if self.config["blur"]:
+            x = _binomial_blur(x, self.config["blur"])
         if size and x.shape[-2:] != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
         pyramid = self.backbone.pyramid(features.normalize(x))  # strides 4, 8, 16, 32
@@ -113,6 +121,17 @@ class ProjectedDiscriminator(nn.Module):
                 feature = F.conv2d(feature, getattr(self, f"mix{i}"))
             outputs.append(head(feature))
         return outputs
+
+
+def _binomial_blur(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Each channel through a separable binomial filter ([1,2,1]/4 or [1,4,6,4,1]/16),
+    reflected at the borders."""
+    taps = torch.tensor([1.0, 2.0, 1.0] if width == 3 else [1.0, 4.0, 6.0, 4.0, 1.0])
+    taps = (taps / taps.sum()).to(x.dtype).to(x.device)
+    channels, pad = x.shape[1], width // 2
+    x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    x = F.conv2d(x, taps.view(1, 1, 1, width).expand(channels, 1, 1, width), groups=channels)
+    return F.conv2d(x, taps.view(1, 1, width, 1).expand(channels, 1, width, 1), groups=channels)
 
 
 _MIXING_SEED = 20211105
