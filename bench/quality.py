@@ -138,6 +138,18 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
             "discriminator_args": {"head_channels": 64, "blur": 5},
         },
     ),
+    # the blurred D's run paints flat green over the scene: keep the coarse luminance
+    "fl-sat-nce2-blur-struct": (
+        "contrastive",
+        "fewshot",
+        {
+            "generator": "light",
+            "saturation_weight": 1.0,
+            "nce_weight": 2.0,
+            "structure_weight": 10.0,
+            "discriminator_args": {"head_channels": 64, "blur": 5},
+        },
+    ),
     "fl-lr2-sat": (
         "contrastive",
         "fewshot",

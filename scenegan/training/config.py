@@ -160,6 +160,12 @@ class TrainConfig:
         "photo texture and stripes); 0: off",
         minimum=0.0,
     )
+    structure_weight: float = option(
+        0.0,
+        "weight of the L1 distance between the coarse (8x8-cell) luminance of G(a) and a: "
+        "colour and fine detail free, no blobs painted over the scene; 0: off",
+        minimum=0.0,
+    )
     # optimisation
     steps: int = option(10_000, "training steps", minimum=1)
     lr_generator: float = option(2e-4, "generator learning rate", minimum=0.0)

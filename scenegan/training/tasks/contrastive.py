@@ -7,6 +7,7 @@
                       [+ PatchNCE(encoder(b), encoder(G(b))), averaged, with nce_identity]
                       [+ saturation_weight * mean(relu(|logits of G's outputs| - 2.65)^2)]
                       [+ tv_weight * total variation(G(a))]
+                      [+ structure_weight * L1(coarse luminance of G(a), of a)]
                       [+ pixel_weight * adversarial(D_pixel(aug(G(a))))]
     discriminator   = adversarial(D(aug(b)), D(aug(G(a))))
                       [+ pixel_weight * adversarial(D_pixel(aug(b)), D_pixel(aug(G(a))))]
@@ -97,6 +98,7 @@ class ContrastiveTask(Task):
         "nce_dim",
         "saturation_weight",
         "tv_weight",
+        "structure_weight",
         "pixel_weight",
     )
 
@@ -159,6 +161,10 @@ class ContrastiveTask(Task):
             variation = losses.total_variation(fake_b)
             total = total + c.tv_weight * variation
             logged["TV"] = variation.item()
+        if c.structure_weight:
+            moved = losses.coarse_luminance_distance(real_a, fake_b)
+            total = total + c.structure_weight * moved
+            logged["structure"] = moved.item()
         return total, logged
 
     def discriminator_loss(self, batch: StepBatch) -> tuple[torch.Tensor, dict[str, float]]:
