@@ -156,18 +156,13 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
     return dx + dy
 
 
-def coarse_luminance_distance(
-    inputs: torch.Tensor, outputs: torch.Tensor, cell: int = 8
-) -> torch.Tensor:
+def luminance_moved(inputs: torch.Tensor, outputs: torch.Tensor, cell: int = 8) -> torch.Tensor:
     """Mean |L1| between the luminance of `inputs` and `outputs` (B, 3, H, W) averaged over
     `cell` x `cell` cells: how far a translation moved the picture's coarse light and dark.
 
     Colour (hue, saturation) and detail finer than a cell are free; painting a flat blob of
     sky-white or grass-green over rocks, or darkening a bright sky, is not."""
-    weights = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float32, device=inputs.device)
-    weights = weights.view(1, 3, 1, 1)
-    luminance_in = (_full(inputs) * weights).sum(dim=1, keepdim=True)
-    luminance_out = (_full(outputs) * weights).sum(dim=1, keepdim=True)
-    cells_in = F.avg_pool2d(luminance_in, cell, ceil_mode=True)
-    cells_out = F.avg_pool2d(luminance_out, cell, ceil_mode=True)
-    return (cells_in - cells_out).abs().mean()
+    difference = _full(inputs) - _full(outputs)  # luminance and pooling are linear
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=difference.dtype, device=inputs.device)
+    luminance = (difference * weights.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+    return F.avg_pool2d(luminance, cell, ceil_mode=True).abs().mean()

@@ -296,20 +296,20 @@ def test_total_variation_charges_texture_and_stripes_not_flat_colour_or_outlines
     assert losses.total_variation(smoothed) < losses.total_variation(noisy.detach())
 
 
-def test_coarse_luminance_distance_frees_colour_and_detail_and_charges_blobs():
+def test_luminance_moved_frees_colour_and_detail_and_charges_blobs():
     photo = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     grey = photo.mean(dim=1, keepdim=True)
     recoloured = grey + (photo - grey) * torch.tensor([1.5, -0.5, 1.0]).view(1, 3, 1, 1)
     luminance = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     # move each pixel's colour back to the photo's luminance: only the hue changed
     recoloured += ((photo - recoloured) * luminance).sum(dim=1, keepdim=True)
-    assert losses.coarse_luminance_distance(photo, recoloured) < 1e-5
+    assert losses.luminance_moved(photo, recoloured) < 1e-5
     shuffled = photo.clone()  # detail moved around inside each 8x8 cell
     shuffled[..., :8, :8] = photo[..., :8, :8].flip(-1).flip(-2)
-    assert losses.coarse_luminance_distance(photo, shuffled) < 1e-5
+    assert losses.luminance_moved(photo, shuffled) < 1e-5
     blob = photo.clone()
     blob[..., 16:40, 16:40] = 1.0  # a flat white blob over a quarter of the picture
-    assert losses.coarse_luminance_distance(photo, blob) > 0.05
+    assert losses.luminance_moved(photo, blob) > 0.05
 
 
 def test_contrastive_task_adds_total_variation_and_structure_only_when_weighted(tmp_path):
@@ -326,7 +326,7 @@ def test_contrastive_task_adds_total_variation_and_structure_only_when_weighted(
         fake = batch.fake["B"]
     assert "TV" not in logged[0.0] and "structure" not in logged[0.0]
     assert logged[3.0]["TV"] == pytest.approx(losses.total_variation(fake).item(), rel=1e-5)
-    moved = losses.coarse_luminance_distance(real["A"], fake).item()
+    moved = losses.luminance_moved(real["A"], fake).item()
     assert logged[3.0]["structure"] == pytest.approx(moved, rel=1e-5)
     terms = logged[3.0]["G_adv"] + logged[3.0]["NCE"]
     expected = terms + 3.0 * logged[3.0]["TV"] + 5.0 * logged[3.0]["structure"]

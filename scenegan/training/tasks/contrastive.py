@@ -149,23 +149,21 @@ class ContrastiveTask(Task):
         nce = self._patch_nce(inputs, outputs, patches)
         batch.fake["B"] = fake_b.detach()
         total, logged = adv + c.nce_weight * nce, {"G_adv": adv.item(), "NCE": nce.item()}
-        if c.pixel_weight:
-            pixel = losses.generator_loss(c.loss, self.networks["D_pixel"](seen))
-            total = total + c.pixel_weight * pixel
-            logged["G_pixel"] = pixel.item()
-        if c.saturation_weight:
-            saturation = losses.saturation_penalty(logits)
-            total = total + c.saturation_weight * saturation
-            logged["saturation"] = saturation.item()
-        if c.tv_weight:
-            variation = losses.total_variation(fake_b)
-            total = total + c.tv_weight * variation
-            logged["TV"] = variation.item()
-        if c.structure_weight:
-            moved = losses.coarse_luminance_distance(real_a, fake_b)
-            total = total + c.structure_weight * moved
-            logged["structure"] = moved.item()
+        optional = (  # (logged as, weight, the term): computed only when weighted
+            ("G_pixel", c.pixel_weight, lambda: self._pixel_adversarial(seen)),
+            ("saturation", c.saturation_weight, lambda: losses.saturation_penalty(logits)),
+            ("TV", c.tv_weight, lambda: losses.total_variation(fake_b)),
+            ("structure", c.structure_weight, lambda: losses.luminance_moved(real_a, fake_b)),
+        )
+        for name, weight, term in optional:
+            if weight:
+                value = term()
+                total = total + weight * value
+                logged[name] = value.item()
         return total, logged
+
+    def _pixel_adversarial(self, seen: torch.Tensor) -> torch.Tensor:
+        return losses.generator_loss(self.config.loss, self.networks["D_pixel"](seen))
 
     def discriminator_loss(self, batch: StepBatch) -> tuple[torch.Tensor, dict[str, float]]:
         c, critic, augment = self.config, self.networks["D"], batch.augment
