@@ -150,6 +150,29 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
             "discriminator_args": {"head_channels": 64, "blur": 5},
         },
     ),
+    # ... it then paints the paintings' salient objects (flames) as stickers: a weaker D
+    "fl-blur-struct-head16": (
+        "contrastive",
+        "fewshot",
+        {
+            "generator": "light",
+            "saturation_weight": 1.0,
+            "nce_weight": 2.0,
+            "structure_weight": 10.0,
+            "discriminator_args": {"head_channels": 16, "blur": 5},
+        },
+    ),
+    "fl-blur-struct-coarse": (
+        "contrastive",
+        "fewshot",
+        {
+            "generator": "light",
+            "saturation_weight": 1.0,
+            "nce_weight": 2.0,
+            "structure_weight": 10.0,
+            "discriminator_args": {"head_channels": 64, "blur": 5, "levels": "16,32"},
+        },
+    ),
     "fl-lr2-sat": (
         "contrastive",
         "fewshot",
