@@ -31,6 +31,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
+_BLURRED_D = {"head_channels": 64, "blur": 5}
+
+
+def _sat_nce2(**overrides: Any) -> tuple[str, str, dict[str, Any]]:
+    """fewshot + light generator + saturation penalty 1 + PatchNCE weight 2, plus `overrides`:
+    the base of the experiments against blobs and stripes."""
+    base = {"generator": "light", "saturation_weight": 1.0, "nce_weight": 2.0}
+    return ("contrastive", "fewshot", {**base, **overrides})
+
+
 # name -> (task, preset, overrides)
 CONFIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "small": ("unpaired", "small", {}),
@@ -95,83 +105,26 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
         {"generator": "light", "saturation_weight": 1.0, "pixel_weight": 1.0},
     ),
     # the saturation penalty frees the blobs but loses content at 1,500 CPU-s: more PatchNCE
-    "fl-sat-nce2": (
-        "contrastive",
-        "fewshot",
-        {"generator": "light", "saturation_weight": 1.0, "nce_weight": 2.0},
-    ),
+    "fl-sat-nce2": _sat_nce2(),
     "fl-sat-nce4": (
         "contrastive",
         "fewshot",
         {"generator": "light", "saturation_weight": 1.0, "nce_weight": 4.0},
     ),
     # total variation: flat colour and sharp outlines, against photo texture and stripes
-    "fl-sat-nce2-tv2": (
-        "contrastive",
-        "fewshot",
-        {"generator": "light", "saturation_weight": 1.0, "nce_weight": 2.0, "tv_weight": 2.0},
-    ),
-    "fl-sat-nce2-tv8": (
-        "contrastive",
-        "fewshot",
-        {"generator": "light", "saturation_weight": 1.0, "nce_weight": 2.0, "tv_weight": 8.0},
-    ),
+    "fl-sat-nce2-tv2": _sat_nce2(tv_weight=2.0),
+    "fl-sat-nce2-tv8": _sat_nce2(tv_weight=8.0),
     # the projected D through a binomial low-pass: the thin stripes no longer fool it
-    "fl-sat-nce2-blur": (
-        "contrastive",
-        "fewshot",
-        {
-            "generator": "light",
-            "saturation_weight": 1.0,
-            "nce_weight": 2.0,
-            "discriminator_args": {"head_channels": 64, "blur": 5},
-        },
-    ),
-    "fl-sat-nce2-tv2-blur": (
-        "contrastive",
-        "fewshot",
-        {
-            "generator": "light",
-            "saturation_weight": 1.0,
-            "nce_weight": 2.0,
-            "tv_weight": 2.0,
-            "discriminator_args": {"head_channels": 64, "blur": 5},
-        },
-    ),
+    "fl-sat-nce2-blur": _sat_nce2(discriminator_args=_BLURRED_D),
+    "fl-sat-nce2-tv2-blur": _sat_nce2(tv_weight=2.0, discriminator_args=_BLURRED_D),
     # the blurred D's run paints flat green over the scene: keep the coarse luminance
-    "fl-sat-nce2-blur-struct": (
-        "contrastive",
-        "fewshot",
-        {
-            "generator": "light",
-            "saturation_weight": 1.0,
-            "nce_weight": 2.0,
-            "structure_weight": 10.0,
-            "discriminator_args": {"head_channels": 64, "blur": 5},
-        },
-    ),
+    "fl-sat-nce2-blur-struct": _sat_nce2(structure_weight=10.0, discriminator_args=_BLURRED_D),
     # ... it then paints the paintings' salient objects (flames) as stickers: a weaker D
-    "fl-blur-struct-head16": (
-        "contrastive",
-        "fewshot",
-        {
-            "generator": "light",
-            "saturation_weight": 1.0,
-            "nce_weight": 2.0,
-            "structure_weight": 10.0,
-            "discriminator_args": {"head_channels": 16, "blur": 5},
-        },
+    "fl-blur-struct-head16": _sat_nce2(
+        structure_weight=10.0, discriminator_args={**_BLURRED_D, "head_channels": 16}
     ),
-    "fl-blur-struct-coarse": (
-        "contrastive",
-        "fewshot",
-        {
-            "generator": "light",
-            "saturation_weight": 1.0,
-            "nce_weight": 2.0,
-            "structure_weight": 10.0,
-            "discriminator_args": {"head_channels": 64, "blur": 5, "levels": "16,32"},
-        },
+    "fl-blur-struct-coarse": _sat_nce2(
+        structure_weight=10.0, discriminator_args={**_BLURRED_D, "levels": "16,32"}
     ),
     "fl-lr2-sat": (
         "contrastive",
