@@ -126,6 +126,9 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "fl-blur-struct-coarse": _sat_nce2(
         structure_weight=10.0, discriminator_args={**_BLURRED_D, "levels": "16,32"}
     ),
+    # style statistics of frozen Lite1 features: the paintings' look everywhere, no objects
+    "fl-sat-nce2-style1": _sat_nce2(style_weight=1.0),
+    "fl-sat-nce2-style4": _sat_nce2(style_weight=4.0),
     "fl-lr2-sat": (
         "contrastive",
         "fewshot",

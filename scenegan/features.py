@@ -132,12 +132,14 @@ class EfficientNetLite(nn.Module):
         x = F.relu6(self._bn1(self._conv_head(x)))  # (B, 1280, 7, 7)
         return x.mean(dim=(2, 3))  # (B, 1280)
 
-    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Normalised images -> feature maps at strides 4, 8, 16, 32 (PYRAMID_CHANNELS)."""
+    def pyramid(self, x: torch.Tensor, depth: int = len(PYRAMID_STAGES)) -> list[torch.Tensor]:
+        """Normalised images -> feature maps at strides 4, 8, 16, 32 (PYRAMID_CHANNELS),
+        the first `depth` of them (the network stops there)."""
         x = F.relu6(self._bn0(self._conv_stem(_same_pad(x, 3, 2))))  # (B, 32, H/2, W/2)
-        taps = {self.stage_ends[i] for i in PYRAMID_STAGES}
+        stages = PYRAMID_STAGES[:depth]
+        taps = {self.stage_ends[i] for i in stages}
         outputs = []
-        for index, block in enumerate(self._blocks[: self.stage_ends[PYRAMID_STAGES[-1]] + 1]):
+        for index, block in enumerate(self._blocks[: self.stage_ends[stages[-1]] + 1]):
             x = block(x)
             if index in taps:
                 outputs.append(x)

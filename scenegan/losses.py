@@ -166,3 +166,24 @@ def luminance_moved(inputs: torch.Tensor, outputs: torch.Tensor, cell: int = 8) 
     weights = torch.tensor([0.299, 0.587, 0.114], dtype=difference.dtype, device=inputs.device)
     luminance = (difference * weights.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
     return F.avg_pool2d(luminance, cell, ceil_mode=True).abs().mean()
+
+
+def feature_statistics_distance(
+    fake: list[torch.Tensor], real: list[torch.Tensor], eps: float = 1e-5
+) -> torch.Tensor:
+    """How far the per-channel statistics of feature maps `fake` are from those of `real`
+    (lists of (B, C, H, W), one per layer): mean |mean_f - mean_r| + mean |std_f - std_r|
+    per layer, averaged over layers. Statistics pool the batch and every position; `real`
+    gets no gradient.
+
+    AdaIN's style statistics (Huang and Belongie 2017): on a pretrained network's early
+    layers they describe colours, brush marks and textures wherever they are, not which
+    objects are where, so matching them paints the picture everywhere and moves no scene."""
+    distances = []
+    for f, r in zip(fake, real, strict=True):
+        f, r = _full(f), _full(r).detach()
+        f_mean, r_mean = f.mean(dim=(0, 2, 3)), r.mean(dim=(0, 2, 3))
+        f_std = (f.var(dim=(0, 2, 3), unbiased=False) + eps).sqrt()
+        r_std = (r.var(dim=(0, 2, 3), unbiased=False) + eps).sqrt()
+        distances.append((f_mean - r_mean).abs().mean() + (f_std - r_std).abs().mean())
+    return torch.stack(distances).mean()

@@ -213,13 +213,15 @@ def _tiny_contrastive_run(tmp_path, images: int, run: str = "run", on_step=None,
     return seen["task"]
 
 
-def test_contrastive_training_leaves_the_feature_network_untouched(tmp_path):
+def test_contrastive_training_leaves_the_feature_networks_untouched(tmp_path):
     from scenegan.training import checkpoint as ckpt
 
-    critic = _tiny_contrastive_run(tmp_path, 8, steps=4).networks["D"]
+    task = _tiny_contrastive_run(tmp_path, 8, steps=4, style_weight=1.0)
     reference = features.fold_batch_norm(features.load_pretrained(1)).state_dict()
-    for key, value in critic.backbone.state_dict().items():
-        assert torch.equal(value, reference[key]), key
+    for network in (task.networks["D"].backbone, task._style):  # D's eyes and the style's
+        assert not any(parameter.requires_grad for parameter in network.parameters())
+        for key, value in network.state_dict().items():
+            assert torch.equal(value, reference[key]), key
     state = ckpt.load_latest(str(tmp_path / "run"))
     assert set(state["networks"]) == {"G", "P", "D"}
     assert not any("_frozen" in key or "_blocks" in key for key in state["networks"]["D"])
@@ -312,25 +314,61 @@ def test_luminance_moved_frees_colour_and_detail_and_charges_blobs():
     assert losses.luminance_moved(photo, blob) > 0.05
 
 
-def test_contrastive_task_adds_total_variation_and_structure_only_when_weighted(tmp_path):
+def test_feature_statistics_distance_sees_colours_and_marks_not_where_they_are():
+    rng = torch.Generator().manual_seed(0)
+    maps = [torch.randn(2, c, s, s, generator=rng) for c, s in ((24, 16), (40, 8))]
+    assert losses.feature_statistics_distance(maps, maps) < 1e-6
+    # the same features at other places (objects moved, the scene rearranged): no cost
+    moved = [m.flatten(2)[..., torch.randperm(m.shape[-1] ** 2, generator=rng)] for m in maps]
+    moved = [m.view_as(original) for m, original in zip(moved, maps, strict=True)]
+    assert losses.feature_statistics_distance(moved, maps) < 1e-5
+    # other colours (means) or other contrast (spreads): a cost, and a gradient toward them
+    brighter = [m + 0.5 for m in maps]
+    flatter = [0.5 * m for m in maps]
+    assert losses.feature_statistics_distance(brighter, maps).item() == pytest.approx(0.5, rel=1e-4)
+    assert losses.feature_statistics_distance(flatter, maps).item() > 0.4
+    fake = [m.clone().requires_grad_(True) for m in flatter]
+    target = [m.clone().requires_grad_(True) for m in maps]
+    losses.feature_statistics_distance(fake, target).backward()
+    assert all(t.grad is None for t in target)  # the paintings are the target, not moved
+    stepped = [f.detach() - 10.0 * f.grad for f in fake]
+    before = losses.feature_statistics_distance(flatter, maps)
+    assert losses.feature_statistics_distance(stepped, maps) < before
+
+
+def test_contrastive_task_adds_its_optional_terms_only_when_weighted(tmp_path):
     from scenegan.training.tasks.base import StepBatch
+    from scenegan.training.tasks.contrastive import STYLE_DEPTH
 
     logged = {}
     for weight in (0.0, 3.0):
         task = _tiny_contrastive_run(
-            tmp_path, 4, f"tv-{weight}", steps=1, tv_weight=weight, structure_weight=5 * weight / 3
+            tmp_path,
+            4,
+            f"terms-{weight}",
+            steps=1,
+            tv_weight=weight,
+            structure_weight=5 * weight / 3,
+            style_weight=2 * weight / 3,
         )
         real = {"A": _images(size=32, seed=3), "B": _images(size=32, seed=4)}
         batch = StepBatch(1, real, torch.Generator().manual_seed(0))
         total, logged[weight] = task.generator_loss(batch)
         fake = batch.fake["B"]
-    assert "TV" not in logged[0.0] and "structure" not in logged[0.0]
+    assert not {"TV", "structure", "style"} & set(logged[0.0])
     assert logged[3.0]["TV"] == pytest.approx(losses.total_variation(fake).item(), rel=1e-5)
     moved = losses.luminance_moved(real["A"], fake).item()
     assert logged[3.0]["structure"] == pytest.approx(moved, rel=1e-5)
+    lite1 = features.fold_batch_norm(features.load_pretrained(1))
+    fake_maps, real_maps = (
+        lite1.pyramid(features.normalize(images), STYLE_DEPTH) for images in (fake, real["B"])
+    )
+    assert [m.shape[1] for m in fake_maps] == [24, 40, 112]  # strides 4, 8, 16
+    style = losses.feature_statistics_distance(fake_maps, real_maps).item()
+    assert logged[3.0]["style"] == pytest.approx(style, rel=1e-4)
     terms = logged[3.0]["G_adv"] + logged[3.0]["NCE"]
     expected = terms + 3.0 * logged[3.0]["TV"] + 5.0 * logged[3.0]["structure"]
-    assert total.item() == pytest.approx(expected, rel=1e-5)
+    assert total.item() == pytest.approx(expected + 2.0 * logged[3.0]["style"], rel=1e-5)
 
 
 def test_the_pixel_discriminator_trains_beside_the_projected_one(tmp_path):

@@ -166,6 +166,14 @@ class TrainConfig:
         "colour and fine detail free, no blobs painted over the scene; 0: off",
         minimum=0.0,
     )
+    style_weight: float = option(
+        0.0,
+        "weight of the distance between the per-channel mean and spread of frozen "
+        "EfficientNet-Lite1 features (strides 4, 8, 16) of G(a) and of the paintings "
+        "(AdaIN's style statistics): the paintings' colours and marks everywhere, no "
+        "objects; 0: off",
+        minimum=0.0,
+    )
     # optimisation
     steps: int = option(10_000, "training steps", minimum=1)
     lr_generator: float = option(2e-4, "generator learning rate", minimum=0.0)

@@ -8,6 +8,7 @@
                       [+ saturation_weight * mean(relu(|logits of G's outputs| - 2.65)^2)]
                       [+ tv_weight * total variation(G(a))]
                       [+ structure_weight * L1(coarse luminance of G(a), of a)]
+                      [+ style_weight * |statistics of F(G(a)) - of F(b)|]
                       [+ pixel_weight * adversarial(D_pixel(aug(G(a))))]
     discriminator   = adversarial(D(aug(b)), D(aug(G(a))))
                       [+ pixel_weight * adversarial(D_pixel(aug(b)), D_pixel(aug(G(a))))]
@@ -16,6 +17,12 @@ D_pixel (with `pixel_weight`) is a PatchGAN on the pixels beside the projected D
 vision-aided GAN keeps the original discriminator beside the pretrained one: the frozen
 features are fooled by pure saturated colour (blobs, a whole image gone green), which a
 critic of the paintings' own pixels sees at once.
+
+F (with `style_weight`) is a frozen EfficientNet-Lite1 (strides 4, 8, 16; the KID uses
+Lite0), never trained and kept out of the task's networks: the per-channel mean and spread
+of its early features (AdaIN's style statistics) describe colours and marks wherever they
+are. Matching them asks for the paintings' look everywhere in G(a), where the adversarial
+loss alone, from a few dozen paintings, learns their salient objects and paints those.
 
 No inverse generator and no cycle: content is kept by PatchNCE, which asks that each patch
 of the output be recognisable (in G's own encoder features, through P) as the patch at the
@@ -34,7 +41,7 @@ from typing import Any
 
 import torch
 
-from scenegan import losses
+from scenegan import features, losses
 from scenegan.models import ARCHITECTURES
 from scenegan.models.nce import sample_locations
 from scenegan.training.config import ConfigError, TrainConfig
@@ -43,6 +50,7 @@ from scenegan.training.tasks.base import PENALTY, StepBatch, Task
 
 PATCHES = PENALTY + 1  # the step generator of the PatchNCE locations
 PIXEL_CRITIC = {"base_channels": 32}  # D_pixel: a PatchGAN at half CycleGAN's width
+STYLE_NETWORK, STYLE_DEPTH = 1, 3  # F: EfficientNet-Lite1, feature maps at strides 4, 8, 16
 
 # Contrastive (CUT) presets. "fewshot" is the recipe for real photos and a few dozen
 # paintings, chosen by measurement (README, "Few-shot style"): a generator that starts at
@@ -99,6 +107,7 @@ class ContrastiveTask(Task):
         "saturation_weight",
         "tv_weight",
         "structure_weight",
+        "style_weight",
         "pixel_weight",
     )
 
@@ -128,6 +137,10 @@ class ContrastiveTask(Task):
         if config.pixel_weight:
             self._network("D_pixel", "patchgan", PIXEL_CRITIC)
             self.discriminator_names = ("D", "D_pixel")
+        self._style = None  # F: frozen, no parameters of the task's (not trained or saved)
+        if config.style_weight:
+            network = features.fold_batch_norm(features.load_pretrained(STYLE_NETWORK))
+            self._style = network.to(self.device, torch.get_default_dtype())
         self._finish(
             {
                 "G": (["G", "P"], config.lr_generator),
@@ -154,6 +167,7 @@ class ContrastiveTask(Task):
             ("saturation", c.saturation_weight, lambda: losses.saturation_penalty(logits)),
             ("TV", c.tv_weight, lambda: losses.total_variation(fake_b)),
             ("structure", c.structure_weight, lambda: losses.luminance_moved(real_a, fake_b)),
+            ("style", c.style_weight, lambda: self._style_distance(fake_b, real_b)),
         )
         for name, weight, term in optional:
             if weight:
@@ -161,6 +175,13 @@ class ContrastiveTask(Task):
                 total = total + weight * value
                 logged[name] = value.item()
         return total, logged
+
+    def _style_distance(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target = self._style.pyramid(features.normalize(real), STYLE_DEPTH)
+        return losses.feature_statistics_distance(
+            self._style.pyramid(features.normalize(fake), STYLE_DEPTH), target
+        )
 
     def _pixel_adversarial(self, seen: torch.Tensor) -> torch.Tensor:
         return losses.generator_loss(self.config.loss, self.networks["D_pixel"](seen))
