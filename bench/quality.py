@@ -129,6 +129,9 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
     # style statistics of frozen Lite1 features: the paintings' look everywhere, no objects
     "fl-sat-nce2-style1": _sat_nce2(style_weight=1.0),
     "fl-sat-nce2-style4": _sat_nce2(style_weight=4.0),
+    # ... it paints neon-green fields over the scene: keep what is where (Lite1 stride 16)
+    "fl-style4-content1": _sat_nce2(style_weight=4.0, content_weight=1.0),
+    "fl-style4-content4": _sat_nce2(style_weight=4.0, content_weight=4.0),
     "fl-lr2-sat": (
         "contrastive",
         "fewshot",

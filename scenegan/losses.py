@@ -168,6 +168,19 @@ def luminance_moved(inputs: torch.Tensor, outputs: torch.Tensor, cell: int = 8) 
     return F.avg_pool2d(luminance, cell, ceil_mode=True).abs().mean()
 
 
+def low_pass(images: torch.Tensor, width: int = 5) -> torch.Tensor:
+    """Each channel of (B, C, H, W) images through a separable binomial filter of `width`
+    taps (3: [1,2,1]/4, 5: [1,4,6,4,1]/16), reflected at the borders."""
+    if width not in (3, 5):
+        raise ValueError(f"low-pass width must be 3 or 5, not {width}")
+    taps = torch.tensor([1.0, 2.0, 1.0] if width == 3 else [1.0, 4.0, 6.0, 4.0, 1.0])
+    taps = (taps / taps.sum()).to(images.dtype).to(images.device)
+    channels, pad = images.shape[1], width // 2
+    x = F.pad(images, (pad, pad, pad, pad), mode="reflect")
+    x = F.conv2d(x, taps.view(1, 1, 1, width).expand(channels, 1, 1, width), groups=channels)
+    return F.conv2d(x, taps.view(1, 1, width, 1).expand(channels, 1, width, 1), groups=channels)
+
+
 def feature_statistics_distance(
     fake: list[torch.Tensor], real: list[torch.Tensor], eps: float = 1e-5
 ) -> torch.Tensor:

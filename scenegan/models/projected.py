@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from scenegan import features
+from scenegan import features, losses
 from scenegan.models.layers import constructor_arguments
 
 
@@ -110,7 +110,7 @@ class ProjectedDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # (B, 3, H, W) in [-1, 1]
         size = self.config["input_size"]
         if self.config["blur"]:
-            x = _binomial_blur(x, self.config["blur"])
+            x = losses.low_pass(x, self.config["blur"])
         if size and x.shape[-2:] != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
         pyramid = self.backbone.pyramid(features.normalize(x))  # strides 4, 8, 16, 32
@@ -121,17 +121,6 @@ class ProjectedDiscriminator(nn.Module):
                 feature = F.conv2d(feature, getattr(self, f"mix{i}"))
             outputs.append(head(feature))
         return outputs
-
-
-def _binomial_blur(x: torch.Tensor, width: int) -> torch.Tensor:
-    """Each channel through a separable binomial filter ([1,2,1]/4 or [1,4,6,4,1]/16),
-    reflected at the borders."""
-    taps = torch.tensor([1.0, 2.0, 1.0] if width == 3 else [1.0, 4.0, 6.0, 4.0, 1.0])
-    taps = (taps / taps.sum()).to(x.dtype).to(x.device)
-    channels, pad = x.shape[1], width // 2
-    x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    x = F.conv2d(x, taps.view(1, 1, 1, width).expand(channels, 1, 1, width), groups=channels)
-    return F.conv2d(x, taps.view(1, 1, width, 1).expand(channels, 1, width, 1), groups=channels)
 
 
 _MIXING_SEED = 20211105

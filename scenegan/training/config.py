@@ -174,6 +174,13 @@ class TrainConfig:
         "objects; 0: off",
         minimum=0.0,
     )
+    content_weight: float = option(
+        0.0,
+        "weight of the L1 distance between frozen EfficientNet-Lite1 features (stride 16) "
+        "of the low-passed G(a) and of the low-passed photo: what is where stays (no "
+        "grass painted over rocks), while colours, flat fills and outlines are free; 0: off",
+        minimum=0.0,
+    )
     # optimisation
     steps: int = option(10_000, "training steps", minimum=1)
     lr_generator: float = option(2e-4, "generator learning rate", minimum=0.0)

@@ -9,6 +9,7 @@
                       [+ tv_weight * total variation(G(a))]
                       [+ structure_weight * L1(coarse luminance of G(a), of a)]
                       [+ style_weight * |statistics of F(G(a)) - of F(b)|]
+                      [+ content_weight * L1(F16(blur(G(a))), F16(blur(a)))]
                       [+ pixel_weight * adversarial(D_pixel(aug(G(a))))]
     discriminator   = adversarial(D(aug(b)), D(aug(G(a))))
                       [+ pixel_weight * adversarial(D_pixel(aug(b)), D_pixel(aug(G(a))))]
@@ -23,6 +24,10 @@ Lite0), never trained and kept out of the task's networks: the per-channel mean 
 of its early features (AdaIN's style statistics) describe colours and marks wherever they
 are. Matching them asks for the paintings' look everywhere in G(a), where the adversarial
 loss alone, from a few dozen paintings, learns their salient objects and paints those.
+With `content_weight` the same network keeps the scene: its stride-16 features of the
+low-passed output must stay those of the low-passed photo (CartoonGAN's content loss, on
+blurred images so that flattening texture into colour fields costs a third of what
+replacing rocks with a grass-green fill does).
 
 No inverse generator and no cycle: content is kept by PatchNCE, which asks that each patch
 of the output be recognisable (in G's own encoder features, through P) as the patch at the
@@ -51,6 +56,7 @@ from scenegan.training.tasks.base import PENALTY, StepBatch, Task
 PATCHES = PENALTY + 1  # the step generator of the PatchNCE locations
 PIXEL_CRITIC = {"base_channels": 32}  # D_pixel: a PatchGAN at half CycleGAN's width
 STYLE_NETWORK, STYLE_DEPTH = 1, 3  # F: EfficientNet-Lite1, feature maps at strides 4, 8, 16
+CONTENT_BLUR = 5  # the content term compares twice-low-passed images (binomial, 5 taps)
 
 # Contrastive (CUT) presets. "fewshot" is the recipe for real photos and a few dozen
 # paintings, chosen by measurement (README, "Few-shot style"): a generator that starts at
@@ -108,6 +114,7 @@ class ContrastiveTask(Task):
         "tv_weight",
         "structure_weight",
         "style_weight",
+        "content_weight",
         "pixel_weight",
     )
 
@@ -138,7 +145,7 @@ class ContrastiveTask(Task):
             self._network("D_pixel", "patchgan", PIXEL_CRITIC)
             self.discriminator_names = ("D", "D_pixel")
         self._style = None  # F: frozen, no parameters of the task's (not trained or saved)
-        if config.style_weight:
+        if config.style_weight or config.content_weight:
             network = features.fold_batch_norm(features.load_pretrained(STYLE_NETWORK))
             self._style = network.to(self.device, torch.get_default_dtype())
         self._finish(
@@ -168,6 +175,7 @@ class ContrastiveTask(Task):
             ("TV", c.tv_weight, lambda: losses.total_variation(fake_b)),
             ("structure", c.structure_weight, lambda: losses.luminance_moved(real_a, fake_b)),
             ("style", c.style_weight, lambda: self._style_distance(fake_b, real_b)),
+            ("content", c.content_weight, lambda: self._content_distance(fake_b, real_a)),
         )
         for name, weight, term in optional:
             if weight:
@@ -182,6 +190,15 @@ class ContrastiveTask(Task):
         return losses.feature_statistics_distance(
             self._style.pyramid(features.normalize(fake), STYLE_DEPTH), target
         )
+
+    def _content_distance(self, fake: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+        def stride16(images: torch.Tensor) -> torch.Tensor:
+            smooth = losses.low_pass(losses.low_pass(images, CONTENT_BLUR), CONTENT_BLUR)
+            return self._style.pyramid(features.normalize(smooth), STYLE_DEPTH)[-1]
+
+        with torch.no_grad():
+            target = stride16(photo)
+        return (stride16(fake) - target).abs().mean()
 
     def _pixel_adversarial(self, seen: torch.Tensor) -> torch.Tensor:
         return losses.generator_loss(self.config.loss, self.networks["D_pixel"](seen))
