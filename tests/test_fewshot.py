@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from scenegan import features, losses
 from scenegan.models import build_model
@@ -350,12 +351,13 @@ def test_contrastive_task_adds_its_optional_terms_only_when_weighted(tmp_path):
             tv_weight=weight,
             structure_weight=5 * weight / 3,
             style_weight=2 * weight / 3,
+            content_weight=weight / 3,
         )
         real = {"A": _images(size=32, seed=3), "B": _images(size=32, seed=4)}
         batch = StepBatch(1, real, torch.Generator().manual_seed(0))
         total, logged[weight] = task.generator_loss(batch)
         fake = batch.fake["B"]
-    assert not {"TV", "structure", "style"} & set(logged[0.0])
+    assert not {"TV", "structure", "style", "content"} & set(logged[0.0])
     assert logged[3.0]["TV"] == pytest.approx(losses.total_variation(fake).item(), rel=1e-5)
     moved = losses.luminance_moved(real["A"], fake).item()
     assert logged[3.0]["structure"] == pytest.approx(moved, rel=1e-5)
@@ -366,9 +368,48 @@ def test_contrastive_task_adds_its_optional_terms_only_when_weighted(tmp_path):
     assert [m.shape[1] for m in fake_maps] == [24, 40, 112]  # strides 4, 8, 16
     style = losses.feature_statistics_distance(fake_maps, real_maps).item()
     assert logged[3.0]["style"] == pytest.approx(style, rel=1e-4)
-    terms = logged[3.0]["G_adv"] + logged[3.0]["NCE"]
+    smooth = [losses.low_pass(losses.low_pass(x, 5), 5) for x in (fake, real["A"])]
+    fake16, photo16 = (lite1.pyramid(features.normalize(x), STYLE_DEPTH)[-1] for x in smooth)
+    content = (fake16 - photo16).abs().mean().item()
+    assert logged[3.0]["content"] == pytest.approx(content, rel=1e-4)
+    terms = logged[3.0]["G_adv"] + logged[3.0]["NCE"] + 2.0 * logged[3.0]["style"]
     expected = terms + 3.0 * logged[3.0]["TV"] + 5.0 * logged[3.0]["structure"]
-    assert total.item() == pytest.approx(expected + 2.0 * logged[3.0]["style"], rel=1e-5)
+    assert total.item() == pytest.approx(expected + logged[3.0]["content"], rel=1e-5)
+
+
+def test_content_distance_frees_colour_and_flat_fills_and_charges_a_painted_over_scene(tmp_path):
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    sample = Path(__file__).resolve().parents[1] / "scenegan" / "sample" / "photo"
+    names = sorted(sample.iterdir())[:4]
+    photos = (
+        torch.stack(
+            [
+                torch.from_numpy(np.asarray(Image.open(n).convert("RGB").resize((128, 128))).copy())
+                .permute(2, 0, 1)
+                .float()
+                for n in names
+            ]
+        )
+        / 127.5
+        - 1
+    )
+    task = _tiny_contrastive_run(tmp_path, 4, steps=1, content_weight=1.0)
+    grey = photos.mean(dim=1, keepdim=True)
+    graded = (grey + 1.6 * (photos - grey)).clamp(-1, 1)  # a bolder palette
+    flattened = F.avg_pool2d(F.pad(photos, (2, 2, 2, 2), mode="reflect"), 5, 1)  # less texture
+    filled = photos.clone()
+    filled[:, :, 64:, :] = torch.tensor([0.0, 1.0, 0.0]).view(1, 3, 1, 1)  # grass over the ground
+    with torch.no_grad():
+        cost = {
+            name: task._content_distance(images, photos).item()
+            for name, images in (("graded", graded), ("flat", flattened), ("filled", filled))
+        }
+    assert cost["graded"] < 0.3 * cost["filled"] and cost["flat"] < 0.5 * cost["filled"]
+    assert task._content_distance(photos, photos).item() < 1e-6
 
 
 def test_the_pixel_discriminator_trains_beside_the_projected_one(tmp_path):
