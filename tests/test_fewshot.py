@@ -352,12 +352,13 @@ def test_contrastive_task_adds_its_optional_terms_only_when_weighted(tmp_path):
             structure_weight=5 * weight / 3,
             style_weight=2 * weight / 3,
             content_weight=weight / 3,
+            palette_weight=weight,
         )
         real = {"A": _images(size=32, seed=3), "B": _images(size=32, seed=4)}
         batch = StepBatch(1, real, torch.Generator().manual_seed(0))
         total, logged[weight] = task.generator_loss(batch)
         fake = batch.fake["B"]
-    assert not {"TV", "structure", "style", "content"} & set(logged[0.0])
+    assert not {"TV", "structure", "style", "content", "palette"} & set(logged[0.0])
     assert logged[3.0]["TV"] == pytest.approx(losses.total_variation(fake).item(), rel=1e-5)
     moved = losses.luminance_moved(real["A"], fake).item()
     assert logged[3.0]["structure"] == pytest.approx(moved, rel=1e-5)
@@ -372,9 +373,38 @@ def test_contrastive_task_adds_its_optional_terms_only_when_weighted(tmp_path):
     fake16, photo16 = (lite1.pyramid(features.normalize(x), STYLE_DEPTH)[-1] for x in smooth)
     content = (fake16 - photo16).abs().mean().item()
     assert logged[3.0]["content"] == pytest.approx(content, rel=1e-4)
+    from scenegan.training.data import step_generator
+    from scenegan.training.tasks.contrastive import PALETTE
+
+    directions = step_generator(task.config.seed, 1, PALETTE)
+    palette = losses.sliced_wasserstein(fake, real["B"], directions).item()
+    assert logged[3.0]["palette"] == pytest.approx(palette, rel=1e-5)
     terms = logged[3.0]["G_adv"] + logged[3.0]["NCE"] + 2.0 * logged[3.0]["style"]
+    terms += 3.0 * logged[3.0]["palette"]
     expected = terms + 3.0 * logged[3.0]["TV"] + 5.0 * logged[3.0]["structure"]
     assert total.item() == pytest.approx(expected + logged[3.0]["content"], rel=1e-5)
+
+
+def test_sliced_wasserstein_compares_colours_not_places_and_charges_unseen_colours():
+    rng = torch.Generator().manual_seed(0)
+    painting = _images(2, 32, seed=5) * 0.6  # no pure colour in it
+    shuffled = painting.flatten(2)[..., torch.randperm(32 * 32, generator=rng)].view_as(painting)
+    directions = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    assert losses.sliced_wasserstein(shuffled, painting, directions()) < 1e-6
+    smaller = shuffled[..., ::2, ::2]  # a quarter of the pixels, about the same colours
+    neon = painting.clone()
+    neon[:, :, :16] = torch.tensor([-1.0, 1.0, -1.0]).view(1, 3, 1, 1)  # pure green fill
+    assert losses.sliced_wasserstein(neon, painting, directions()) > 4 * losses.sliced_wasserstein(
+        smaller, painting, directions()
+    )
+    fake = neon.clone().requires_grad_(True)
+    target = painting.clone().requires_grad_(True)
+    losses.sliced_wasserstein(fake, target, directions()).backward()
+    assert target.grad is None and fake.grad[:, :, :16].abs().sum() > 0
+    stepped = neon - 200.0 * fake.grad
+    assert losses.sliced_wasserstein(stepped, painting, directions()) < losses.sliced_wasserstein(
+        neon, painting, directions()
+    )
 
 
 def test_content_distance_frees_colour_and_flat_fills_and_charges_a_painted_over_scene(tmp_path):

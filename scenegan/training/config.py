@@ -181,6 +181,13 @@ class TrainConfig:
         "grass painted over rocks), while colours, flat fills and outlines are free; 0: off",
         minimum=0.0,
     )
+    palette_weight: float = option(
+        0.0,
+        "weight of the sliced Wasserstein distance between the pixel colours of G(a) and "
+        "of the step's paintings: no colour the paintings do not have (neon fills that fool "
+        "the pretrained features); 0: off",
+        minimum=0.0,
+    )
     # optimisation
     steps: int = option(10_000, "training steps", minimum=1)
     lr_generator: float = option(2e-4, "generator learning rate", minimum=0.0)

@@ -10,6 +10,7 @@
                       [+ structure_weight * L1(coarse luminance of G(a), of a)]
                       [+ style_weight * |statistics of F(G(a)) - of F(b)|]
                       [+ content_weight * L1(F16(blur(G(a))), F16(blur(a)))]
+                      [+ palette_weight * SW1(colours of G(a), colours of b)]
                       [+ pixel_weight * adversarial(D_pixel(aug(G(a))))]
     discriminator   = adversarial(D(aug(b)), D(aug(G(a))))
                       [+ pixel_weight * adversarial(D_pixel(aug(b)), D_pixel(aug(G(a))))]
@@ -27,7 +28,10 @@ loss alone, from a few dozen paintings, learns their salient objects and paints 
 With `content_weight` the same network keeps the scene: its stride-16 features of the
 low-passed output must stay those of the low-passed photo (CartoonGAN's content loss, on
 blurred images so that flattening texture into colour fields costs a third of what
-replacing rocks with a grass-green fill does).
+replacing rocks with a grass-green fill does). `palette_weight` compares colours alone:
+the sliced Wasserstein distance between the pixel colours of G(a) and of the paintings,
+against colours no painting has (the pretrained features take a pure neon green for the
+paintings' grass).
 
 No inverse generator and no cycle: content is kept by PatchNCE, which asks that each patch
 of the output be recognisable (in G's own encoder features, through P) as the patch at the
@@ -56,6 +60,7 @@ from scenegan.training.tasks.base import PENALTY, StepBatch, Task
 PATCHES = PENALTY + 1  # the step generator of the PatchNCE locations
 PIXEL_CRITIC = {"base_channels": 32}  # D_pixel: a PatchGAN at half CycleGAN's width
 STYLE_NETWORK, STYLE_DEPTH = 1, 3  # F: EfficientNet-Lite1, feature maps at strides 4, 8, 16
+PALETTE = PATCHES + 1  # the step generator of the palette term's projection directions
 CONTENT_BLUR = 5  # the content term compares twice-low-passed images (binomial, 5 taps)
 
 # Contrastive (CUT) presets. "fewshot" is the recipe for real photos and a few dozen
@@ -115,6 +120,7 @@ class ContrastiveTask(Task):
         "structure_weight",
         "style_weight",
         "content_weight",
+        "palette_weight",
         "pixel_weight",
     )
 
@@ -176,6 +182,7 @@ class ContrastiveTask(Task):
             ("structure", c.structure_weight, lambda: losses.luminance_moved(real_a, fake_b)),
             ("style", c.style_weight, lambda: self._style_distance(fake_b, real_b)),
             ("content", c.content_weight, lambda: self._content_distance(fake_b, real_a)),
+            ("palette", c.palette_weight, lambda: self._palette_distance(fake_b, real_b, batch)),
         )
         for name, weight, term in optional:
             if weight:
@@ -199,6 +206,12 @@ class ContrastiveTask(Task):
         with torch.no_grad():
             target = stride16(photo)
         return (stride16(fake) - target).abs().mean()
+
+    def _palette_distance(
+        self, fake: torch.Tensor, real: torch.Tensor, batch: StepBatch
+    ) -> torch.Tensor:
+        directions = step_generator(self.config.seed, batch.step, PALETTE)
+        return losses.sliced_wasserstein(fake, real, directions)
 
     def _pixel_adversarial(self, seen: torch.Tensor) -> torch.Tensor:
         return losses.generator_loss(self.config.loss, self.networks["D_pixel"](seen))
