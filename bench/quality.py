@@ -132,6 +132,25 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any]]] = {
     # ... it paints neon-green fields over the scene: keep what is where (Lite1 stride 16)
     "fl-style4-content1": _sat_nce2(style_weight=4.0, content_weight=1.0),
     "fl-style4-content4": _sat_nce2(style_weight=4.0, content_weight=4.0),
+    # ... content 1 keeps the scene, but small comma-shaped purple/green marks appear: colours
+    # no painting has (palette) and D through a low-pass (blur)
+    "fl-s4c1-pal4": _sat_nce2(style_weight=4.0, content_weight=1.0, palette_weight=4.0),
+    "fl-s4c1-pal4-blur": _sat_nce2(
+        style_weight=4.0, content_weight=1.0, palette_weight=4.0, discriminator_args=_BLURRED_D
+    ),
+    # the same terms with the preset's ResNet generator, and a lighter palette term
+    "fewshot-s4c1-pal4": (
+        "contrastive",
+        "fewshot",
+        {
+            "saturation_weight": 1.0,
+            "nce_weight": 2.0,
+            "style_weight": 4.0,
+            "content_weight": 1.0,
+            "palette_weight": 4.0,
+        },
+    ),
+    "fl-s4c1-pal2": _sat_nce2(style_weight=4.0, content_weight=1.0, palette_weight=2.0),
     "fl-lr2-sat": (
         "contrastive",
         "fewshot",
