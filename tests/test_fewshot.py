@@ -219,7 +219,10 @@ def test_contrastive_training_leaves_the_feature_networks_untouched(tmp_path):
 
     task = _tiny_contrastive_run(tmp_path, 8, steps=4, style_weight=1.0)
     reference = features.fold_batch_norm(features.load_pretrained(1)).state_dict()
-    for network in (task.networks["D"].backbone, task._style):  # D's eyes and the style's
+    for network in (
+        task.networks["D"].backbone,
+        task._lite1,
+    ):  # D's eyes and the style/content network
         assert not any(parameter.requires_grad for parameter in network.parameters())
         for key, value in network.state_dict().items():
             assert torch.equal(value, reference[key]), key

@@ -20,11 +20,12 @@ vision-aided GAN keeps the original discriminator beside the pretrained one: the
 features are fooled by pure saturated colour (blobs, a whole image gone green), which a
 critic of the paintings' own pixels sees at once.
 
-F (with `style_weight`) is a frozen EfficientNet-Lite1 (strides 4, 8, 16; the KID uses
-Lite0), never trained and kept out of the task's networks: the per-channel mean and spread
-of its early features (AdaIN's style statistics) describe colours and marks wherever they
-are. Matching them asks for the paintings' look everywhere in G(a), where the adversarial
-loss alone, from a few dozen paintings, learns their salient objects and paints those.
+F (with `style_weight` or `content_weight`) is a frozen EfficientNet-Lite1 (strides 4, 8,
+16; the KID uses Lite0), never trained and kept out of the task's networks: the
+per-channel mean and spread of its early features (AdaIN's style statistics) describe
+colours and marks wherever they are. Matching them asks for the paintings' look everywhere
+in G(a), where the adversarial loss alone, from a few dozen paintings, learns their salient
+objects and paints those.
 With `content_weight` the same network keeps the scene: its stride-16 features of the
 low-passed output must stay those of the low-passed photo (CartoonGAN's content loss, on
 blurred images so that flattening texture into colour fields costs a third of what
@@ -150,10 +151,10 @@ class ContrastiveTask(Task):
         if config.pixel_weight:
             self._network("D_pixel", "patchgan", PIXEL_CRITIC)
             self.discriminator_names = ("D", "D_pixel")
-        self._style = None  # F: frozen, no parameters of the task's (not trained or saved)
+        self._lite1 = None  # F: frozen, no parameters of the task's (not trained or saved)
         if config.style_weight or config.content_weight:
             network = features.fold_batch_norm(features.load_pretrained(STYLE_NETWORK))
-            self._style = network.to(self.device, torch.get_default_dtype())
+            self._lite1 = network.to(self.device, torch.get_default_dtype())
         self._finish(
             {
                 "G": (["G", "P"], config.lr_generator),
@@ -193,15 +194,15 @@ class ContrastiveTask(Task):
 
     def _style_distance(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            target = self._style.pyramid(features.normalize(real), STYLE_DEPTH)
+            target = self._lite1.pyramid(features.normalize(real), STYLE_DEPTH)
         return losses.feature_statistics_distance(
-            self._style.pyramid(features.normalize(fake), STYLE_DEPTH), target
+            self._lite1.pyramid(features.normalize(fake), STYLE_DEPTH), target
         )
 
     def _content_distance(self, fake: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
         def stride16(images: torch.Tensor) -> torch.Tensor:
             smooth = losses.low_pass(losses.low_pass(images, CONTENT_BLUR), CONTENT_BLUR)
-            return self._style.pyramid(features.normalize(smooth), STYLE_DEPTH)[-1]
+            return self._lite1.pyramid(features.normalize(smooth), STYLE_DEPTH)[-1]
 
         with torch.no_grad():
             target = stride16(photo)
