@@ -392,7 +392,10 @@ def test_sliced_wasserstein_compares_colours_not_places_and_charges_unseen_colou
     rng = torch.Generator().manual_seed(0)
     painting = _images(2, 32, seed=5) * 0.6  # no pure colour in it
     shuffled = painting.flatten(2)[..., torch.randperm(32 * 32, generator=rng)].view_as(painting)
-    directions = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+
+    def directions() -> torch.Generator:  # the same projection directions for each call
+        return torch.Generator().manual_seed(1)
+
     assert losses.sliced_wasserstein(shuffled, painting, directions()) < 1e-6
     smaller = shuffled[..., ::2, ::2]  # a quarter of the pixels, about the same colours
     neon = painting.clone()
